@@ -1,0 +1,64 @@
+"""r1release: check, fix, document and publish LLM training checkpoints.
+
+The public API is imported lazily so that ``import r1release`` (and ``r1release --help``)
+stays fast; nothing here imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "check": "r1release.checker",
+    "plan_fixes": "r1release.fixes",
+    "apply_fixes": "r1release.fixes",
+    "fix": "r1release.api",
+    "load_config": "r1release.api",
+    "Checkpoint": "r1release.checkpoint",
+    "Config": "r1release.config",
+    "Finding": "r1release.findings",
+    "Report": "r1release.findings",
+    "Severity": "r1release.findings",
+    "R1ReleaseError": "r1release.errors",
+    "ConfigError": "r1release.errors",
+    "REGISTRY": "r1release.rules",
+}
+
+if TYPE_CHECKING:
+    from r1release.api import fix, load_config
+    from r1release.checker import check
+    from r1release.checkpoint import Checkpoint
+    from r1release.config import Config
+    from r1release.errors import ConfigError, R1ReleaseError
+    from r1release.findings import Finding, Report, Severity
+    from r1release.fixes import apply_fixes, plan_fixes
+    from r1release.rules import REGISTRY
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'r1release' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "REGISTRY",
+    "Checkpoint",
+    "Config",
+    "ConfigError",
+    "Finding",
+    "R1ReleaseError",
+    "Report",
+    "Severity",
+    "__version__",
+    "apply_fixes",
+    "check",
+    "fix",
+    "load_config",
+    "plan_fixes",
+]

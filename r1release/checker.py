@@ -1,0 +1,126 @@
+"""Running rules over a checkpoint: settings from release.yaml, severities, the report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from r1release.checkpoint import Checkpoint
+from r1release.config import RuleSetting, did_you_mean
+from r1release.errors import ConfigError, FileUnreadable
+from r1release.findings import Finding, Report, Severity, sort_findings
+from r1release.rules import REGISTRY, Context, Rule
+
+
+@dataclass(frozen=True)
+class ActiveRule:
+    rule: Rule
+    severity: Severity
+    options: Mapping[str, Any]
+
+
+def resolve_rules(
+    settings: Mapping[str, RuleSetting] | None = None,
+    config_path: str | Path = "release.yaml",
+) -> list[ActiveRule]:
+    """Validate ``checks:`` against the registry; the rules that run, with their severity."""
+    settings = settings or {}
+    for name, setting in settings.items():
+        if name not in REGISTRY:
+            raise ConfigError(
+                "unknown rule" + did_you_mean(name, list(REGISTRY)),
+                file=config_path,
+                line=setting.line,
+                key=f"checks.{name}",
+                hint="`r1release rules` lists them",
+            )
+        _validate_options(REGISTRY[name], setting, config_path)
+    active = []
+    for rule in REGISTRY.values():
+        setting = settings.get(rule.name, RuleSetting())
+        if setting.severity == "off":
+            continue
+        severity = Severity(setting.severity) if setting.severity else rule.severity
+        options = {o.name: o.default for o in rule.options} | dict(setting.options)
+        active.append(ActiveRule(rule, severity, options))
+    return active
+
+
+def _validate_options(rule: Rule, setting: RuleSetting, config_path: str | Path) -> None:
+    declared = {o.name: o for o in rule.options}
+    for key, value in setting.options.items():
+        where = {"file": config_path, "line": setting.line, "key": f"checks.{rule.name}.{key}"}
+        if key not in declared:
+            allowed = ", ".join(["severity", *declared]) or "severity"
+            raise ConfigError(
+                "unknown option" + did_you_mean(key, list(declared)),
+                hint=f"{rule.name} takes: {allowed}",
+                **where,
+            )
+        expected = declared[key].type
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
+            names = expected if isinstance(expected, tuple) else (expected,)
+            raise ConfigError(
+                f"expected {' or '.join(t.__name__ for t in names)}, got {value!r}", **where
+            )
+
+
+def run_rules(
+    checkpoint: Checkpoint, rules: list[ActiveRule], deep_scan: Any = None
+) -> list[Finding]:
+    findings: list[Finding] = []
+    for active in rules:
+        rule = active.rule
+        if rule.deep and deep_scan is None:
+            continue
+        ctx = Context(checkpoint, active.options, deep_scan)
+        try:
+            problems = list(rule.check(ctx))
+        except FileUnreadable:
+            continue  # json-files / safetensors-header / tokenizer report the broken file
+        except Exception as exc:  # a bug in a rule must not hide the other rules' findings
+            problems = []
+            findings.append(
+                Finding(
+                    rule.id,
+                    rule.name,
+                    Severity.ERROR,
+                    f"internal error in this rule: {type(exc).__name__}: {exc}",
+                    hint="please report this to r1release",
+                )
+            )
+        findings.extend(
+            Finding(rule.id, rule.name, active.severity, p.message, p.file, p.hint, rule.fixable)
+            for p in problems
+        )
+    return findings
+
+
+def check(
+    path: str | Path,
+    *,
+    settings: Mapping[str, RuleSetting] | None = None,
+    config_path: str | Path = "release.yaml",
+    deep: bool = False,
+    workers: int | None = None,
+    progress: Any = None,
+) -> Report:
+    """Check a checkpoint directory; returns a :class:`Report` (never prints)."""
+    rules = resolve_rules(settings, config_path)
+    checkpoint = Checkpoint(path)
+    scan = None
+    if deep:
+        from r1release.deep import scan_checkpoint
+
+        scan = scan_checkpoint(checkpoint, workers=workers, progress=progress)
+    findings = run_rules(checkpoint, rules, scan)
+    digests = scan.digests if scan is not None else ()
+    return Report(
+        checkpoint=str(path),
+        findings=sort_findings(findings),
+        rules_run=tuple(a.rule.name for a in rules if deep or not a.rule.deep),
+        deep=deep,
+        files=tuple(digests),
+    )

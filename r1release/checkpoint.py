@@ -1,0 +1,500 @@
+"""A read-only view of a checkpoint directory.
+
+Reads JSON configs, the tokenizer, the chat template, safetensors *headers* (never the
+weights) and the file list. Nothing here imports torch; the tokenizer is loaded with
+transformers' ``PreTrainedTokenizerFast`` on first use only.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import os
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from r1release.errors import CheckpointError, FileUnreadable
+
+CONFIG_JSON_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "model.safetensors.index.json",
+    "chat_template.json",
+    "added_tokens.json",
+)
+INDEX_FILE = "model.safetensors.index.json"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+# Training state that must never be uploaded; the leftovers rule reports these and the
+# weights-format rule leaves their pickles alone.
+LEFTOVER_PATTERNS = (
+    "optimizer.pt",
+    "optimizer.bin",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+    "training_args.bin",
+    "global_step*",
+    "checkpoint-*",
+    "zero_to_fp32.py",
+    "latest",
+    "pytorch_model_fsdp*",
+    "optimizer_*",
+    ".cache",
+)
+
+# safetensors dtypes: name -> bytes per element
+DTYPE_SIZES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8, "C64": 8,
+}  # fmt: skip
+MAX_HEADER = 100_000_000  # the limit the safetensors library enforces
+MAX_JSON = 64 * 1024 * 1024
+
+
+def is_leftover(path: str) -> bool:
+    """True when ``path`` (posix, relative) is training state, at any depth of its parents."""
+    return any(
+        fnmatch.fnmatchcase(part, pattern)
+        for part in path.split("/")
+        for pattern in LEFTOVER_PATTERNS
+    )
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    path: str  # posix, relative to the checkpoint root
+    size: int
+    is_symlink: bool = False
+    is_dir: bool = False  # only for symlinks to directories (never descended)
+    target: str | None = None  # symlink target as written
+    escapes: bool = False  # symlink resolves outside the checkpoint (or dangles / loops)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    dtype: str
+    shape: tuple[int, ...]
+    begin: int  # offsets relative to the start of the data section
+    end: int
+
+    @property
+    def nbytes(self) -> int:
+        return self.end - self.begin
+
+
+@dataclass(frozen=True)
+class SafetensorsHeader:
+    path: str
+    file_size: int
+    header_len: int
+    tensors: dict[str, TensorInfo]
+    metadata: dict[str, str]
+
+    @property
+    def data_start(self) -> int:
+        return 8 + self.header_len
+
+
+class HeaderError(FileUnreadable):
+    """A safetensors file whose header or layout is invalid."""
+
+
+class TokenizerError(FileUnreadable):
+    """The tokenizer files are present but transformers cannot load them."""
+
+
+class TemplateError(FileUnreadable):
+    """The chat template does not parse or does not render a simple conversation."""
+
+
+@dataclass(frozen=True)
+class ChatTemplate:
+    source: str  # file it came from
+    text: str
+
+
+class Checkpoint:
+    """Read-only access to one checkpoint directory.
+
+    JSON documents can be overridden in memory (:meth:`override`) so that fixes are computed
+    and re-checked without touching the disk.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        root = Path(root)
+        if not root.exists():
+            raise CheckpointError(f"{root}: checkpoint directory not found")
+        if not root.is_dir():
+            raise CheckpointError(f"{root}: not a directory")
+        self.root = root
+        self.real_root = Path(os.path.realpath(root))
+        self._json: dict[str, Any] = {}
+        self._overrides: dict[str, dict[str, Any] | None] = {}
+        self._headers: dict[str, SafetensorsHeader | HeaderError] = {}
+        self._turn_end: tuple[int, ...] | FileUnreadable | None = None
+
+    def __repr__(self) -> str:
+        return f"Checkpoint({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ files
+
+    @cached_property
+    def files(self) -> tuple[FileEntry, ...]:
+        entries: list[FileEntry] = []
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            rel_dir = Path(dirpath).relative_to(self.root)
+            for name in sorted(dirnames):
+                full = Path(dirpath, name)
+                if full.is_symlink():
+                    entries.append(self._symlink_entry(full, rel_dir / name, is_dir=True))
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = Path(dirpath, name)
+                rel = (rel_dir / name).as_posix()
+                if full.is_symlink():
+                    entries.append(self._symlink_entry(full, rel_dir / name, is_dir=False))
+                else:
+                    try:
+                        size = full.lstat().st_size
+                    except OSError:
+                        continue
+                    entries.append(FileEntry(rel, size))
+        return tuple(sorted(entries, key=lambda e: e.path))
+
+    def _symlink_entry(self, full: Path, rel: Path, *, is_dir: bool) -> FileEntry:
+        target = os.readlink(full)
+        try:
+            resolved = Path(os.path.realpath(full, strict=True))
+            escapes = not resolved.is_relative_to(self.real_root)
+            size = 0 if is_dir else resolved.stat().st_size
+        except (OSError, RuntimeError):  # dangling or a loop
+            escapes, size = True, 0
+        return FileEntry(rel.as_posix(), size, True, is_dir, target, escapes)
+
+    @cached_property
+    def _by_path(self) -> dict[str, FileEntry]:
+        return {e.path: e for e in self.files}
+
+    def entry(self, name: str) -> FileEntry | None:
+        return self._by_path.get(name)
+
+    def exists(self, name: str) -> bool:
+        entry = self._by_path.get(name)
+        return entry is not None and not entry.is_dir
+
+    def glob(self, pattern: str) -> list[str]:
+        return [e.path for e in self.files if fnmatch.fnmatchcase(e.path, pattern)]
+
+    def path_of(self, name: str) -> Path:
+        """The on-disk path of ``name``, refusing anything that resolves outside the root."""
+        entry = self._by_path.get(name)
+        if entry is None:
+            raise FileUnreadable(name, "file not found")
+        if entry.escapes:
+            raise FileUnreadable(name, "symlink leaves the checkpoint directory; not read")
+        return self.root / name
+
+    # ------------------------------------------------------------------ JSON
+
+    def override(self, name: str, doc: dict[str, Any] | None) -> None:
+        """Replace a JSON document in memory (used to compute and re-check fixes)."""
+        self._overrides[name] = doc
+
+    @property
+    def overrides(self) -> dict[str, dict[str, Any] | None]:
+        return dict(self._overrides)
+
+    def json(self, name: str) -> dict[str, Any] | None:
+        """The parsed JSON object in ``name``, ``None`` when the file does not exist."""
+        if name in self._overrides:
+            return self._overrides[name]
+        if name not in self._json:
+            self._json[name] = self._read_json(name)
+        value = self._json[name]
+        if isinstance(value, FileUnreadable):
+            raise value
+        return value
+
+    def raw_text(self, name: str) -> str:
+        path = self.path_of(name)
+        try:
+            return path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise FileUnreadable(name, f"not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise FileUnreadable(name, f"cannot read: {exc.strerror}") from None
+
+    def _read_json(self, name: str) -> dict[str, Any] | FileUnreadable | None:
+        if not self.exists(name):
+            return None
+        try:
+            entry = self._by_path[name]
+            if entry.size > MAX_JSON:
+                return FileUnreadable(name, f"{entry.size} bytes is too large for a config file")
+            text = self.raw_text(name)
+            doc = json.loads(text, parse_constant=_reject_constant)
+        except FileUnreadable as exc:
+            return exc
+        except json.JSONDecodeError as exc:
+            return FileUnreadable(
+                name, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            )
+        except (ValueError, RecursionError) as exc:
+            return FileUnreadable(name, f"invalid JSON: {exc}")
+        if not isinstance(doc, dict):
+            return FileUnreadable(name, f"expected a JSON object, got {type(doc).__name__}")
+        return doc
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        return self.json("config.json")
+
+    @property
+    def generation_config(self) -> dict[str, Any] | None:
+        return self.json("generation_config.json")
+
+    # ------------------------------------------------------------------ weights
+
+    def safetensors_files(self) -> list[str]:
+        return [
+            e.path
+            for e in self.files
+            if e.path.endswith(".safetensors") and not e.is_dir and not is_leftover(e.path)
+        ]
+
+    def pickle_files(self) -> list[str]:
+        return [
+            e.path
+            for e in self.files
+            if e.path.endswith(PICKLE_SUFFIXES) and not e.is_dir and not is_leftover(e.path)
+        ]
+
+    def header(self, name: str) -> SafetensorsHeader:
+        """Parse and validate the header of one safetensors file (reads only the header)."""
+        if name not in self._headers:
+            try:
+                self._headers[name] = read_safetensors_header(self.path_of(name), name)
+            except HeaderError as exc:
+                self._headers[name] = exc
+            except FileUnreadable as exc:
+                self._headers[name] = HeaderError(name, exc.reason)
+        value = self._headers[name]
+        if isinstance(value, HeaderError):
+            raise value
+        return value
+
+    # ------------------------------------------------------------------ tokenizer
+
+    def has_tokenizer(self) -> bool:
+        return any(self.exists(f) for f in ("tokenizer.json", "tokenizer_config.json"))
+
+    @cached_property
+    def _tokenizer(self) -> Any:
+        for name in (*TOKENIZER_FILES, "chat_template.jinja", "added_tokens.json"):
+            entry = self._by_path.get(name)
+            if entry is not None and entry.escapes:
+                return TokenizerError(name, "symlink leaves the checkpoint directory; not read")
+        for name in ("tokenizer_config.json", "special_tokens_map.json"):
+            try:
+                self.json(name)
+            except FileUnreadable as exc:
+                return exc
+        if not self.exists("tokenizer.json"):
+            return TokenizerError(
+                "tokenizer.json", "missing; r1release needs a fast tokenizer (tokenizer.json)"
+            )
+        try:
+            return _load_fast_tokenizer(self.root)
+        except Exception as exc:  # transformers raises many kinds; all mean "does not load"
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return TokenizerError("tokenizer.json", f"does not load: {reason[:300]}")
+
+    def tokenizer(self) -> Any:
+        """The transformers fast tokenizer; raises :class:`TokenizerError` when it won't load."""
+        tok = self._tokenizer
+        if isinstance(tok, FileUnreadable):
+            raise tok
+        return tok
+
+    def chat_template(self) -> ChatTemplate | None:
+        """The chat template, from ``chat_template.jinja`` first, then the JSON fields."""
+        if self.exists("chat_template.jinja"):
+            return ChatTemplate("chat_template.jinja", self.raw_text("chat_template.jinja"))
+        tok_config = self.json("tokenizer_config.json") or {}
+        value = tok_config.get("chat_template")
+        if isinstance(value, list):  # named templates: [{"name": "default", "template": ...}]
+            named = {t.get("name"): t.get("template") for t in value if isinstance(t, dict)}
+            value = named.get("default")
+        if isinstance(value, str) and value:
+            return ChatTemplate("tokenizer_config.json", value)
+        legacy = self.json("chat_template.json") or {}
+        if isinstance(legacy.get("chat_template"), str):
+            return ChatTemplate("chat_template.json", legacy["chat_template"])
+        return None
+
+    def turn_end_ids(self) -> tuple[int, ...]:
+        """The special token(s) the chat template emits right after an assistant message."""
+        if self._turn_end is None:
+            try:
+                self._turn_end = self._turn_end_ids()
+            except FileUnreadable as exc:
+                self._turn_end = exc
+        value = self._turn_end
+        if isinstance(value, FileUnreadable):
+            raise value
+        return value
+
+    def _turn_end_ids(self) -> tuple[int, ...]:
+        template = self.chat_template()
+        if template is None:
+            return ()
+        tok = self.tokenizer()
+        try:
+            text = tok.apply_chat_template(_PROBE_CHAT, chat_template=template.text, tokenize=False)
+        except Exception as exc:  # jinja2 syntax/runtime errors, raise_exception(), ...
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise TemplateError(
+                template.source,
+                f"chat template does not render a conversation: "
+                f"{type(exc).__name__}: {reason[:200]}",
+            ) from None
+        special = set(tok.all_special_ids) | {
+            i for i, t in tok.added_tokens_decoder.items() if getattr(t, "special", False)
+        }
+        found: dict[int, None] = {}
+        for marker in _PROBE_ANSWERS:
+            at = text.find(marker) if isinstance(text, str) else -1
+            if at < 0:
+                continue
+            after = text[at + len(marker) :]
+            for token_id in tok.encode(after, add_special_tokens=False):
+                if token_id in special:
+                    found[token_id] = None
+                    break
+                if tok.decode([token_id]).strip():
+                    break  # text, not a special token, follows the answer
+        return tuple(found)
+
+
+_PROBE_ANSWERS = ("R1RELEASE_PROBE_FIRST_ANSWER", "R1RELEASE_PROBE_SECOND_ANSWER")
+_PROBE_CHAT = [
+    {"role": "user", "content": "What is 7 * 6?"},
+    {"role": "assistant", "content": _PROBE_ANSWERS[0]},
+    {"role": "user", "content": "And 6 * 7?"},
+    {"role": "assistant", "content": _PROBE_ANSWERS[1]},
+]
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _load_fast_tokenizer(root: Path) -> Any:
+    # AutoTokenizer imports torch (about 3 s); the fast tokenizer class does not.
+    import logging
+
+    from transformers import PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity(logging.ERROR)  # class-mismatch notices are noise here
+    try:
+        return PreTrainedTokenizerFast.from_pretrained(str(root), local_files_only=True)
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def read_safetensors_header(path: Path, name: str) -> SafetensorsHeader:
+    """Read and validate a safetensors header; raises :class:`HeaderError` on any defect."""
+    try:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size < 8:
+                raise HeaderError(name, f"{size} bytes is too short for a safetensors file")
+            (header_len,) = struct.unpack("<Q", fh.read(8))
+            if header_len > size - 8:
+                raise HeaderError(
+                    name,
+                    f"header length {header_len} runs past the end of the file "
+                    f"({size} bytes): the file is truncated or not safetensors",
+                )
+            if header_len > MAX_HEADER:
+                raise HeaderError(name, f"header length {header_len} exceeds the 100 MB limit")
+            raw = fh.read(header_len)
+    except OSError as exc:
+        raise HeaderError(name, f"cannot read: {exc.strerror}") from None
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except UnicodeDecodeError:
+        raise HeaderError(name, "header is not UTF-8 JSON") from None
+    except (ValueError, RecursionError) as exc:
+        raise HeaderError(name, f"header is not valid JSON: {str(exc)[:200]}") from None
+    if not isinstance(doc, dict):
+        raise HeaderError(name, "header is not a JSON object")
+    metadata = doc.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise HeaderError(name, "__metadata__ must map strings to strings")
+    tensors = {key: _tensor_info(name, key, value) for key, value in doc.items()}
+    _check_layout(name, tensors, size - 8 - header_len)
+    return SafetensorsHeader(name, size, header_len, tensors, metadata)
+
+
+def _tensor_info(file: str, key: str, value: Any) -> TensorInfo:
+    if not isinstance(value, dict):
+        raise HeaderError(file, f"tensor {key!r}: entry is not an object")
+    dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
+    if dtype not in DTYPE_SIZES:
+        raise HeaderError(file, f"tensor {key!r}: unknown dtype {dtype!r}")
+    if not isinstance(shape, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
+    ):
+        raise HeaderError(file, f"tensor {key!r}: shape must be a list of non-negative ints")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
+        or offsets[0] > offsets[1]
+    ):
+        raise HeaderError(file, f"tensor {key!r}: data_offsets must be [begin, end], begin <= end")
+    needed = math.prod(shape) * DTYPE_SIZES[dtype]
+    if offsets[1] - offsets[0] != needed:
+        raise HeaderError(
+            file,
+            f"tensor {key!r}: data_offsets span {offsets[1] - offsets[0]} bytes but "
+            f"{dtype}{shape} needs {needed}",
+        )
+    return TensorInfo(dtype, tuple(shape), offsets[0], offsets[1])
+
+
+def _check_layout(file: str, tensors: dict[str, TensorInfo], data_size: int) -> None:
+    position, previous = 0, None
+    for key, info in sorted(tensors.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
+        if info.begin < position:
+            raise HeaderError(
+                file, f"tensors {previous!r} and {key!r} overlap (bytes {info.begin}..{position})"
+            )
+        if info.begin > position:
+            raise HeaderError(
+                file,
+                f"{info.begin - position} unused bytes before tensor {key!r}: "
+                "offsets must be contiguous",
+            )
+        position, previous = info.end, key
+    if position > data_size:
+        raise HeaderError(
+            file, f"truncated: tensor data needs {position} bytes but the file holds {data_size}"
+        )
+    if position < data_size:
+        raise HeaderError(file, f"{data_size - position} trailing bytes after the last tensor")

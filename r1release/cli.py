@@ -1,0 +1,318 @@
+"""The ``r1release`` command: parse, call the library, render, return an exit code.
+
+Only this module prints. Library modules are imported inside the commands so that
+``r1release --help`` loads nothing heavy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from r1release.config import Config, RuleSetting
+    from r1release.findings import Report
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Target:
+    checkpoint: Path
+    config: Config | None
+    config_path: Path
+
+    @property
+    def settings(self) -> dict[str, RuleSetting]:
+        return dict(self.config.checks) if self.config else {}
+
+
+@contextmanager
+def error_handler(debug: bool) -> Iterator[None]:
+    """Map errors to one line on stderr and an exit code; tracebacks only with --debug."""
+    from r1release.errors import R1ReleaseError
+
+    try:
+        yield
+    except R1ReleaseError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {_one_line(str(exc))}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit:
+        raise
+    except (click.ClickException, click.Abort):
+        raise
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(
+            f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            "(rerun with --debug for a traceback, and please report it)",
+            err=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug")) or os.environ.get("R1RELEASE_DEBUG") == "1"
+        with error_handler(debug):
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="r1release", prog_name="r1release")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="release.yaml to use (default: ./release.yaml when present).",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+    """Check, fix, document and publish LLM training checkpoints."""
+    ctx.obj = {"config_path": config_path, "debug": debug}
+
+
+def _target(ctx: click.Context, path: Path | None, model: str | None) -> Target:
+    from r1release import config as config_mod
+    from r1release.errors import UsageError
+
+    explicit = ctx.obj["config_path"]
+    config_path = explicit or Path(config_mod.DEFAULT_CONFIG)
+    if path is not None and model is not None:
+        raise UsageError("pass a checkpoint PATH or --model NAME, not both")
+    needs_config = model is not None or path is None
+    config = None
+    if explicit is not None or config_path.exists():
+        config = config_mod.load(config_path)
+    elif needs_config:
+        raise UsageError(
+            f"{config_path}: not found; pass a checkpoint PATH, or --config PATH",
+        )
+    if path is not None:
+        return Target(path, config, config_path)
+    assert config is not None
+    if model is None:
+        if len(config.models) > 1:
+            names = ", ".join(m.name for m in config.models)
+            raise UsageError(f"{config_path} has several models; pass --model NAME ({names})")
+        model = config.models[0].name
+    return Target(config.model(model).checkpoint, config, config_path)
+
+
+_path_arg = click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+_model_opt = click.option("--model", "-m", help="Model name from release.yaml.")
+
+
+# ------------------------------------------------------------------------------- check
+
+
+@main.command()
+@_path_arg
+@_model_opt
+@click.option("--deep", is_flag=True, help="Read every byte: sha256 of each file, NaN/Inf scan.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Files hashed in parallel with --deep (default: CPU count).",
+)
+@click.pass_context
+def check(
+    ctx: click.Context,
+    path: Path | None,
+    model: str | None,
+    deep: bool,
+    fmt: str,
+    strict: bool,
+    workers: int | None,
+) -> None:
+    """Check a checkpoint directory (PATH, or a model of release.yaml).
+
+    Exit status: 0 clean, 1 error findings (with --strict: warnings too), 2 usage or
+    configuration error.
+    """
+    from r1release.checker import check as run_check
+
+    target = _target(ctx, path, model)
+    with _deep_progress(target.checkpoint, enabled=deep) as progress:
+        report = run_check(
+            target.checkpoint,
+            settings=target.settings,
+            config_path=target.config_path,
+            deep=deep,
+            workers=workers,
+            progress=progress,
+        )
+    if fmt == "json":
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_report(report)
+    sys.exit(EXIT_FINDINGS if report.failed(strict) else EXIT_OK)
+
+
+@contextmanager
+def _deep_progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    from r1release.checkpoint import Checkpoint
+
+    files = Checkpoint(path).files
+    total = sum(e.size for e in files if not e.is_dir and not e.escapes)
+    started = time.perf_counter()
+    err = click.get_text_stream("stderr")
+    if err.isatty():
+        with click.progressbar(length=total, label="deep scan", file=err) as bar:
+            yield bar.update
+    else:
+        click.echo(f"deep scan: {len(files)} files, {_gb(total)}", err=True)
+        yield None
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    click.echo(
+        f"deep scan: read {_gb(total)} in {elapsed:.1f}s ({total / elapsed / 1e9:.2f} GB/s)",
+        err=True,
+    )
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+def _print_report(report: Report) -> None:
+    from r1release.findings import Severity
+
+    click.echo(f"checkpoint: {report.checkpoint}")
+    for severity in (Severity.ERROR, Severity.WARNING):
+        group = [f for f in report.findings if f.severity is severity]
+        if not group:
+            continue
+        color = "red" if severity is Severity.ERROR else "yellow"
+        click.secho(f"\n{severity.value}s ({len(group)})", fg=color, bold=True)
+        for f in group:
+            where = f"{f.file}: " if f.file else ""
+            fixable = " [fixable]" if f.fixable else ""
+            click.echo(
+                f"  {click.style(f.rule, fg=color)} ({f.rule_id}){fixable}  {where}{f.message}"
+            )
+            if f.hint:
+                click.echo(f"      hint: {f.hint}")
+    errors, warnings = len(report.errors), len(report.warnings)
+    summary = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
+    fixable = len(report.fixable)
+    if fixable:
+        summary += f"; {fixable} fixable with `r1release fix {report.checkpoint}`"
+    click.echo(f"\n{summary} ({len(report.rules_run)} rules{', deep' if report.deep else ''})")
+
+
+# ------------------------------------------------------------------------------- fix
+
+
+@main.command()
+@_path_arg
+@_model_opt
+@click.option("--dry-run", is_flag=True, help="Print the diff; write nothing.")
+@click.pass_context
+def fix(ctx: click.Context, path: Path | None, model: str | None, dry_run: bool) -> None:
+    """Fix what can be fixed: EOS/stop tokens and use_cache, atomically.
+
+    Every other key and the key order are kept. Exit status: 0 when nothing fixable is
+    left, 1 when a fixable finding could not be fixed.
+    """
+    from r1release.fixes import apply_fixes, plan_fixes
+
+    target = _target(ctx, path, model)
+    plan = plan_fixes(target.checkpoint, settings=target.settings, config_path=target.config_path)
+    if plan.empty:
+        click.echo("nothing to fix")
+    elif dry_run:
+        click.echo(plan.diff(), nl=False)
+        click.echo(
+            f"would change {len(plan.changes)} file(s); nothing written (--dry-run)", err=True
+        )
+    else:
+        apply_fixes(plan)
+        for change in plan.changes:
+            verb = "created" if change.old_text is None else "fixed"
+            click.echo(f"{verb} {change.path} ({', '.join(change.rules)})")
+    for finding in plan.remaining:
+        click.echo(f"cannot fix: {finding.rule}: {finding.file or ''}: {finding.message}", err=True)
+    sys.exit(EXIT_FINDINGS if plan.remaining else EXIT_OK)
+
+
+# ------------------------------------------------------------------------------- info
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of release.yaml (for editors and CI validation)."""
+    from r1release.config import json_schema
+
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def rules(fmt: str) -> None:
+    """List the rules: id, name, default severity, fixability, options."""
+    from r1release.rules import RULES
+
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "severity": r.severity.value,
+                        "fixable": r.fixable,
+                        "deep": r.deep,
+                        "description": r.description,
+                        "options": {
+                            o.name: {"default": o.default, "doc": o.doc} for o in r.options
+                        },
+                    }
+                    for r in RULES
+                ],
+                indent=2,
+                default=list,
+            )
+        )
+        return
+    for r in RULES:
+        flags = ", ".join(
+            x for x in ("fixable" if r.fixable else "", "deep" if r.deep else "") if x
+        )
+        click.echo(
+            f"{r.id}  {r.name:<24} {r.severity.value:<8} {r.description}"
+            + (f" ({flags})" if flags else "")
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

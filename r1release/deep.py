@@ -1,0 +1,184 @@
+"""The deep pass: read every byte once, hashing each file and scanning each tensor.
+
+Files are processed in parallel threads (``hashlib`` and numpy release the GIL on large
+buffers). Each file is read in chunks into one reused buffer; every chunk feeds the sha256
+and, for the floating-point tensors it overlaps, a finite-values scan over the raw bits in
+cache-sized blocks (a NaN/Inf has an all-ones exponent: ``bits & abs_mask >= threshold``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from r1release.checkpoint import Checkpoint, FileEntry, HeaderError, TensorInfo
+from r1release.findings import FileDigest
+
+CHUNK = 8 * 1024 * 1024
+BLOCK = 128 * 1024  # bytes scanned at a time: stays in L2
+
+# dtype -> (unsigned view, mask clearing the sign bit, smallest non-finite bit pattern)
+_FLOAT_BITS: dict[str, tuple[type, int, int]] = {
+    "BF16": (np.uint16, 0x7FFF, 0x7F80),
+    "F16": (np.uint16, 0x7FFF, 0x7C00),
+    "F32": (np.uint32, 0x7FFFFFFF, 0x7F800000),
+    "C64": (np.uint32, 0x7FFFFFFF, 0x7F800000),
+    "F64": (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000),
+    "F8_E5M2": (np.uint8, 0x7F, 0x7C),
+    "F8_E4M3": (np.uint8, 0x7F, 0x7F),  # e4m3fn: no Inf, NaN is S.1111.111
+    "F8_E8M0": (np.uint8, 0xFF, 0xFF),
+}
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class DeepScan:
+    digests: list[FileDigest] = field(default_factory=list)
+    nonfinite: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    bytes_read: int = 0
+
+
+@dataclass(frozen=True)
+class _Job:
+    entry: FileEntry
+    data_start: int = 0
+    tensors: tuple[tuple[str, TensorInfo], ...] = ()  # floating-point tensors, by offset
+
+
+def scan_checkpoint(
+    checkpoint: Checkpoint, *, workers: int | None = None, progress: Progress | None = None
+) -> DeepScan:
+    """Hash every file and scan every floating-point tensor, reading each byte once."""
+    scan = DeepScan()
+    lock = threading.Lock()
+
+    def run(job: _Job) -> None:
+        digest, bad, size = _scan_file(checkpoint.root / job.entry.path, job, progress)
+        with lock:
+            scan.digests.append(FileDigest(job.entry.path, size, digest))
+            scan.bytes_read += size
+            if bad:
+                scan.nonfinite[job.entry.path] = bad
+
+    # Largest files first, so one big shard does not start last and finish alone.
+    jobs = sorted(_jobs(checkpoint), key=lambda j: j.entry.size, reverse=True)
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        for future in [pool.submit(run, job) for job in jobs]:
+            future.result()
+    scan.digests.sort(key=lambda d: d.path)
+    return scan
+
+
+def _jobs(checkpoint: Checkpoint) -> list[_Job]:
+    weights = set(checkpoint.safetensors_files())
+    jobs = []
+    for entry in checkpoint.files:
+        if entry.is_dir or entry.escapes:
+            continue
+        if entry.path not in weights:
+            jobs.append(_Job(entry))
+            continue
+        try:
+            header = checkpoint.header(entry.path)
+        except HeaderError:  # safetensors-header reports it; the file is still hashed
+            jobs.append(_Job(entry))
+            continue
+        floats = sorted(
+            ((n, t) for n, t in header.tensors.items() if t.dtype in _FLOAT_BITS and t.nbytes),
+            key=lambda item: item[1].begin,
+        )
+        jobs.append(_Job(entry, header.data_start, tuple(floats)))
+    return jobs
+
+
+def _scan_file(
+    path: os.PathLike[str] | str, job: _Job, progress: Progress | None
+) -> tuple[str, list[tuple[str, int]], int]:
+    sha = hashlib.sha256()
+    view = memoryview(bytearray(CHUNK))
+    tensors = [t for _, t in job.tensors]
+    state = _ScanState()
+    offset = 0
+    with open(path, "rb", buffering=0) as fh:
+        if job.data_start:  # the header, so that chunks line up with the data section
+            head = fh.read(job.data_start)
+            sha.update(head)
+            offset = len(head)
+        while n := fh.readinto(view):
+            chunk = view[:n]
+            sha.update(chunk)
+            if tensors:
+                _scan_chunk(chunk, offset - job.data_start, tensors, state)
+            offset += n
+            if progress is not None:
+                progress(n)
+    bad = [(job.tensors[i][0], c) for i, c in sorted(state.counts.items()) if c]
+    return sha.hexdigest(), bad, offset
+
+
+@dataclass
+class _ScanState:
+    first: int = 0  # index of the first tensor not yet fully scanned
+    counts: dict[int, int] = field(default_factory=dict)  # tensor index -> non-finite values
+    carry: dict[int, bytes] = field(default_factory=dict)  # an element split across chunks
+    scratch: dict[type, np.ndarray] = field(default_factory=dict)
+
+
+def _scan_chunk(chunk: memoryview, pos: int, tensors: list[TensorInfo], state: _ScanState) -> None:
+    end = pos + len(chunk)
+    i = state.first
+    while i < len(tensors) and tensors[i].begin < end:
+        t = tensors[i]
+        if t.end > pos:
+            piece = chunk[max(t.begin, pos) - pos : min(t.end, end) - pos]
+            bad = _scan_piece(piece, i, t.dtype, state)
+            if bad:
+                state.counts[i] = state.counts.get(i, 0) + bad
+        if t.end > end:
+            break
+        if i == state.first:
+            state.first += 1
+        i += 1
+
+
+def _scan_piece(piece: memoryview, index: int, dtype: str, state: _ScanState) -> int:
+    kind, mask, threshold = _FLOAT_BITS[dtype]
+    size = np.dtype(kind).itemsize
+    bad = 0
+    pending = state.carry.pop(index, b"")
+    if pending:
+        whole = pending + bytes(piece[: size - len(pending)])
+        piece = piece[size - len(pending) :]
+        if len(whole) < size:
+            state.carry[index] = whole
+            return 0
+        bad += _count(memoryview(whole), kind, mask, threshold, state.scratch)
+    usable = len(piece) - len(piece) % size
+    if usable < len(piece):
+        state.carry[index] = bytes(piece[usable:])
+    for start in range(0, usable, BLOCK):
+        bad += _count(
+            piece[start : min(start + BLOCK, usable)], kind, mask, threshold, state.scratch
+        )
+    return bad
+
+
+def _count(
+    data: memoryview, kind: type, mask: int, threshold: int, scratch: dict[type, np.ndarray]
+) -> int:
+    bits = np.frombuffer(data, dtype=kind)
+    tmp = scratch.get(kind)
+    if tmp is None or len(tmp) < len(bits):
+        tmp = scratch[kind] = np.empty(max(len(bits), BLOCK // np.dtype(kind).itemsize), kind)
+    out = tmp[: len(bits)]
+    np.bitwise_and(bits, kind(mask), out=out)
+    if not len(out) or out.max() < threshold:
+        return 0
+    return int(np.count_nonzero(out >= threshold))

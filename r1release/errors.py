@@ -1,0 +1,71 @@
+"""One exception family for everything a user can cause.
+
+The CLI turns an :class:`R1ReleaseError` into a single line on stderr and its ``exit_code``;
+library callers get the exception with the same message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class R1ReleaseError(Exception):
+    """A problem the user can fix; ``str()`` is the one-line message."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(R1ReleaseError):
+    """Bad command-line usage."""
+
+    exit_code = 2
+
+
+class ConfigError(R1ReleaseError):
+    """``release.yaml`` is unreadable or invalid; names file, line and key."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path,
+        line: int | None = None,
+        key: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.file = str(file)
+        self.line = line
+        self.key = key
+        where = self.file if line is None else f"{self.file}:{line}"
+        prefix = f"{where}: {key}: " if key else f"{where}: "
+        super().__init__(prefix + message, hint=hint)
+
+
+class CheckpointError(R1ReleaseError):
+    """The checkpoint directory itself cannot be used (missing, not a directory)."""
+
+    exit_code = 2
+
+
+class FileUnreadable(R1ReleaseError):
+    """A file inside the checkpoint exists but cannot be parsed.
+
+    Rules raise it (through :class:`~r1release.checkpoint.Checkpoint`) when a file they need is
+    broken; the ``json-files`` and ``safetensors-header`` rules report the breakage once, so the
+    engine skips the rule instead of reporting the same file again.
+    """
+
+    def __init__(self, file: str, message: str) -> None:
+        self.file = file
+        self.reason = message
+        super().__init__(f"{file}: {message}")

@@ -1,0 +1,122 @@
+"""What a rule is, and the context it checks.
+
+A rule is a small module with a ``RULE`` object: a stable id and name, a default severity,
+a one-line description, its options, and a ``check`` generator yielding :class:`Problem`.
+Fixable rules also have a ``fix`` that edits JSON documents through the context.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1release.checkpoint import Checkpoint
+from r1release.errors import FileUnreadable
+from r1release.findings import Severity
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    type: type | tuple[type, ...]
+    default: Any
+    doc: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    file: str | None = None
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    name: str
+    severity: Severity
+    description: str
+    check: Callable[[Context], Iterable[Problem]]
+    fix: Callable[[Context], None] | None = None
+    options: tuple[Option, ...] = ()
+    deep: bool = False  # runs only with --deep (reads every byte)
+
+    @property
+    def fixable(self) -> bool:
+        return self.fix is not None
+
+    @property
+    def doc(self) -> str:
+        import sys
+
+        return (sys.modules[self.check.__module__].__doc__ or self.description).strip()
+
+
+@dataclass
+class Context:
+    """What a rule sees: the checkpoint, its options, and the results of a deep scan."""
+
+    checkpoint: Checkpoint
+    options: Mapping[str, Any] = field(default_factory=dict)
+    deep: Any = None  # r1release.deep.DeepScan when --deep
+
+    def edit(self, name: str) -> dict[str, Any]:
+        """A mutable copy of a JSON document, installed as the in-memory version of ``name``."""
+        doc = copy.deepcopy(self.checkpoint.json(name) or {})
+        self.checkpoint.override(name, doc)
+        return doc
+
+    # ---------------------------------------------------------------- tokens
+
+    def tokenizer_eos(self) -> tuple[str, int] | None:
+        """The tokenizer's EOS token and id, or None when it has none."""
+        tok = self.checkpoint.tokenizer()
+        if tok.eos_token is None or tok.eos_token_id is None:
+            return None
+        return str(tok.eos_token), int(tok.eos_token_id)
+
+    def stop_ids(self) -> list[int]:
+        """Stop tokens in ``generation_config.json`` (an int or a list there)."""
+        return as_ids((self.checkpoint.generation_config or {}).get("eos_token_id"))
+
+    def token_name(self, token_id: int) -> str:
+        try:
+            token = self.checkpoint.tokenizer().convert_ids_to_tokens(token_id)
+        except FileUnreadable:
+            token = None
+        return f"{token} ({token_id})" if token else str(token_id)
+
+    def names(self, ids: Iterable[int]) -> str:
+        return "[" + ", ".join(self.token_name(i) for i in ids) + "]"
+
+
+def as_ids(value: Any) -> list[int]:
+    """Normalise an EOS value (int, list of ints, or missing) to a list of ints."""
+    if value is None:
+        return []
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, int) and not isinstance(v, bool)]
+    return []
+
+
+def with_first(ids: list[int], first: int) -> list[int]:
+    """``first`` followed by the other ids, order kept, without duplicates."""
+    rest = [i for i in dict.fromkeys(ids) if i != first]
+    return [first, *rest]
+
+
+def as_value(ids: list[int], like: Any) -> int | list[int]:
+    """Write ``ids`` back as an int only when the original was an int and one id remains."""
+    if len(ids) == 1 and isinstance(like, int) and not isinstance(like, bool):
+        return ids[0]
+    return list(ids)
+
+
+def problems(*items: Problem | None) -> Iterator[Problem]:
+    return (p for p in items if p is not None)

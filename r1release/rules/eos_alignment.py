@@ -1,0 +1,66 @@
+"""eos-alignment: the tokenizer's EOS is a stop token of ``generation_config.json``.
+
+Passes: Qwen2.5-7B-Instruct (EOS ``<|im_end|>`` 151645, stop tokens ``[151645, 151643]``).
+Fails: Qwen2.5 base after ChatML SFT (EOS 151645, stop token ``151643``): the model ends its
+turn with ``<|im_end|>`` and generation never stops.
+
+Fix: put the tokenizer's EOS first and keep every other stop token (never collapse a list to
+one id). A missing ``generation_config.json`` is created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from r1release.findings import Severity
+from r1release.rules.base import Context, Problem, Rule, as_ids, as_value, with_first
+
+FILE = "generation_config.json"
+
+
+def check(ctx: Context) -> Iterator[Problem]:
+    if not ctx.checkpoint.has_tokenizer():
+        return
+    eos = ctx.tokenizer_eos()
+    if eos is None:
+        return  # the tokenizer rule reports a tokenizer without EOS
+    token, token_id = eos
+    if ctx.checkpoint.generation_config is None:
+        yield Problem(
+            f"{FILE} is missing, so nothing makes generation stop on the tokenizer EOS "
+            f"{token} ({token_id})",
+            FILE,
+            "run `r1release fix` to create it",
+        )
+        return
+    stops = ctx.stop_ids()
+    if token_id not in stops:
+        yield Problem(
+            f"tokenizer EOS {token} ({token_id}) is not a stop token; stop tokens are "
+            f"{ctx.names(stops) if stops else 'not set'}: generation will not stop",
+            FILE,
+            f"run `r1release fix` (sets eos_token_id to {with_first(stops, token_id)})",
+        )
+
+
+def fix(ctx: Context) -> None:
+    eos = ctx.tokenizer_eos()
+    if eos is None:
+        return
+    existed = ctx.checkpoint.generation_config is not None
+    doc = ctx.edit(FILE)
+    config = ctx.checkpoint.config or {}
+    current = doc.get("eos_token_id") if existed else config.get("eos_token_id")
+    if not existed and "bos_token_id" in config:
+        doc["bos_token_id"] = config["bos_token_id"]
+    doc["eos_token_id"] = as_value(with_first(as_ids(current), eos[1]), current)
+
+
+RULE = Rule(
+    id="R101",
+    name="eos-alignment",
+    severity=Severity.ERROR,
+    description="the tokenizer's EOS is a stop token in generation_config.json",
+    check=check,
+    fix=fix,
+)

@@ -1,0 +1,37 @@
+"""finite-weights (deep): no NaN or Inf in any floating-point tensor.
+
+Runs with ``--deep``, which reads every byte once: the sha256 of every file and this scan
+are computed in the same pass, files in parallel.
+
+Fails: a bf16 tensor holding ``0x7FC0`` (NaN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from r1release.findings import Severity
+from r1release.rules.base import Context, Problem, Rule
+
+
+def check(ctx: Context) -> Iterator[Problem]:
+    if ctx.deep is None:
+        return
+    for file, tensors in sorted(ctx.deep.nonfinite.items()):
+        shown = ", ".join(f"{name} ({count})" for name, count in tensors[:5])
+        more = f" and {len(tensors) - 5} more tensors" if len(tensors) > 5 else ""
+        yield Problem(
+            f"NaN/Inf values in {shown}{more}",
+            file,
+            "the run diverged or the save is corrupt; release an earlier checkpoint",
+        )
+
+
+RULE = Rule(
+    id="R304",
+    name="finite-weights",
+    severity=Severity.ERROR,
+    description="no NaN or Inf in the weights (deep)",
+    check=check,
+    deep=True,
+)
