@@ -118,7 +118,15 @@ def _target(ctx: click.Context, path: Path | None, model: str | None) -> Target:
             names = ", ".join(m.name for m in config.models)
             raise UsageError(f"{config_path} has several models; pass --model NAME ({names})")
         model = config.models[0].name
-    return Target(config.model(model).checkpoint, config, config_path)
+    checkpoint = config.model(model).checkpoint
+    if not checkpoint.is_dir():
+        from r1release.errors import CheckpointError
+
+        raise CheckpointError(
+            f"{config_path}: model {model!r}: checkpoint {checkpoint} is not a directory",
+            hint="train or copy the model there, or fix `checkpoint` (${VAR} is expanded)",
+        )
+    return Target(checkpoint, config, config_path)
 
 
 _path_arg = click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))

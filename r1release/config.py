@@ -141,8 +141,12 @@ def loads(text: str, path: str | Path = DEFAULT_CONFIG) -> Config:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
+        if exc.context_mark and mark and mark.index >= len(text.rstrip()):
+            mark = exc.context_mark  # "unexpected end of file": point at what was left open
         line = mark.line + 1 if mark else None
         message = f"YAML syntax error: {exc.problem or exc.context}"
+        if exc.context and mark is exc.context_mark:
+            message += f" ({exc.context})"
         raise ConfigError(message, file=path, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"YAML error: {exc}", file=path) from None
@@ -268,7 +272,7 @@ class _Walker:
                 choices = ", ".join(repr(a) for a in args)
                 raise self.error(node, key, f"expected one of {choices}, got {value!r}")
             return value
-        if tp is Mapping[str, RuleSetting]:
+        if tp == Mapping[str, RuleSetting]:
             return self.rule_settings(node, key)
         if tp is Path:
             return self.path_value(node, key)
@@ -427,7 +431,7 @@ def _schema_for(tp: Any) -> dict[str, Any]:
         return {"type": "array", "items": _schema_for(args[0])}
     if origin is Literal:
         return {"enum": list(args)}
-    if tp is Mapping[str, RuleSetting]:
+    if tp == Mapping[str, RuleSetting]:
         severity = {"enum": ["error", "warning", "off", False]}
         return {
             "type": "object",

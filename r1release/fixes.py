@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from r1release.checker import resolve_rules, run_rules
-from r1release.checkpoint import Checkpoint
+from r1release.checkpoint import CONFIG_JSON_FILES, Checkpoint
 from r1release.config import RuleSetting
 from r1release.errors import FileUnreadable, R1ReleaseError
 from r1release.findings import Finding
@@ -69,6 +69,7 @@ def plan_fixes(
 ) -> FixPlan:
     """Compute every fix for ``path`` in memory and re-check the result; writes nothing."""
     active = [a for a in resolve_rules(settings, config_path) if not a.rule.deep]
+    _refuse_broken_json(Checkpoint(path))
     fixable = [a for a in active if a.rule.fixable]
     before = [f for f in run_rules(Checkpoint(path), fixable) if f.fixable]
     work = Checkpoint(path)
@@ -97,6 +98,17 @@ def plan_fixes(
         fixed=tuple(f for f in before if (f.rule, f.file, f.message) not in remaining),
         remaining=tuple(after),
     )
+
+
+def _refuse_broken_json(checkpoint: Checkpoint) -> None:
+    for name in CONFIG_JSON_FILES:
+        try:
+            checkpoint.json(name)
+        except FileUnreadable as exc:
+            raise R1ReleaseError(
+                f"{checkpoint.root / name}: {exc.reason}",
+                hint="repair it by hand, then run `r1release fix` again; nothing was written",
+            ) from None
 
 
 def _safe_check(rule: Any, checkpoint: Checkpoint, options: Mapping[str, Any]) -> list[Any]:

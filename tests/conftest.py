@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from factory import build_checkpoint, real_cases
+
+# Never reach the network, never write to the real $HOME cache.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1"):
+            raise OSError(f"tests must not reach the network (tried {address!r})")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(scope="session")
+def cases() -> dict[str, dict[str, Any]]:
+    return real_cases()
+
+
+@pytest.fixture(scope="session")
+def _built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("built")
+    return {name: build_checkpoint(root / name, case) for name, case in real_cases().items()}
+
+
+@pytest.fixture
+def checkpoint(_built: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
+    """A fresh copy of one of the real cases' tiny checkpoints, safe to modify."""
+
+    def make(name: str = "qwen2.5-7b-instruct") -> Path:
+        target = tmp_path / name
+        shutil.copytree(_built[name], target, symlinks=True)
+        return target
+
+    return make
