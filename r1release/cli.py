@@ -194,9 +194,8 @@ def _deep_progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] 
     files = Checkpoint(path).files
     total = sum(e.size for e in files if not e.is_dir and not e.escapes)
     started = time.perf_counter()
-    err = click.get_text_stream("stderr")
-    if err.isatty():
-        with click.progressbar(length=total, label="deep scan", file=err) as bar:
+    if sys.stderr.isatty():
+        with click.progressbar(length=total, label="deep scan", file=sys.stderr) as bar:
             yield bar.update
     else:
         click.echo(f"deep scan: {len(files)} files, {_gb(total)}", err=True)

@@ -8,9 +8,10 @@ import struct
 
 import pytest
 from click.testing import CliRunner
-from factory import safetensors_bytes
 
 from r1release.cli import main
+
+from factory import safetensors_bytes
 
 SHARD1 = "model-00001-of-00002.safetensors"
 SHARD2 = "model-00002-of-00002.safetensors"

@@ -7,11 +7,12 @@ import jsonschema
 import pytest
 import yaml
 from click.testing import CliRunner
-from factory import REPO
 
 from r1release import config as config_mod
 from r1release.cli import main
 from r1release.errors import ConfigError
+
+from factory import REPO
 
 MINIMAL = "version: 1\nmodels:\n  - name: m\n    checkpoint: {ckpt}\n    repo_id: org/m\n"
 

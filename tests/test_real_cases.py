@@ -53,7 +53,7 @@ def test_fix_turns_failing_case_into_passing(checkpoint):
     # every other key kept, in order
     assert list(generation)[:3] == ["bos_token_id", "eos_token_id", "max_new_tokens"]
     assert generation["max_new_tokens"] == 2048
-    assert list(config)[0] == "architectures"
+    assert next(iter(config)) == "architectures"
     after = CliRunner().invoke(main, ["check", str(path)])
     assert after.exit_code == 0, after.output
 

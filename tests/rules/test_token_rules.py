@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import DELETE, edit_json, rule_findings
 
 from r1release.fixes import apply_fixes, plan_fixes
+
+from helpers import DELETE, edit_json, rule_findings
 
 QWEN = "qwen2.5-7b-instruct"  # tokenizer EOS <|im_end|> 151645, pad <|endoftext|> 151643
 LLAMA = "llama-3.1-8b-instruct"  # EOS <|eot_id|> 128009

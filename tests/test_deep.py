@@ -1,0 +1,107 @@
+"""--deep: one pass computes every file's sha256 and finds every NaN/Inf."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from r1release import deep
+from r1release.checkpoint import Checkpoint
+from r1release.cli import main
+
+from factory import safetensors_bytes
+
+
+def test_digests_match_hashlib(checkpoint):
+    path = checkpoint()
+    result = CliRunner().invoke(main, ["check", "--deep", "--format", "json", str(path)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["deep"] is True and "finite-weights" in report["rules_run"]
+    files = {f["path"]: f for f in report["files"]}
+    on_disk = sorted(p for p in path.rglob("*") if p.is_file())
+    assert sorted(files) == sorted(p.relative_to(path).as_posix() for p in on_disk)
+    for p in on_disk:
+        entry = files[p.relative_to(path).as_posix()]
+        assert entry["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+        assert entry["size"] == p.stat().st_size
+
+
+def test_plain_check_has_no_digests(checkpoint):
+    result = CliRunner().invoke(main, ["check", "--format", "json", str(checkpoint())])
+    report = json.loads(result.stdout)
+    assert report["files"] == [] and "finite-weights" not in report["rules_run"]
+
+
+def _with_nan(path, values_by_dtype):
+    tensors = {}
+    for name, (dtype, raw) in values_by_dtype.items():
+        itemsize = {"BF16": 2, "F16": 2, "F32": 4, "F64": 8, "F8_E5M2": 1, "I32": 4}[dtype]
+        tensors[name] = (dtype, (len(raw) // itemsize,), raw)
+    (path / "model-00002-of-00002.safetensors").unlink()
+    (path / "model.safetensors.index.json").unlink()
+    (path / "model-00001-of-00002.safetensors").unlink()
+    (path / "model.safetensors").write_bytes(safetensors_bytes(tensors))
+
+
+def bf16(values):
+    return (np.asarray(values, np.float32).view(np.uint32) >> 16).astype("<u2").tobytes()
+
+
+@pytest.mark.parametrize("chunk", [deep.CHUNK, 7, 64])  # tiny chunks split elements
+def test_nonfinite_values_found_with_counts(checkpoint, monkeypatch, chunk):
+    monkeypatch.setattr(deep, "CHUNK", chunk)
+    path = checkpoint()
+    nan, inf = float("nan"), float("inf")
+    _with_nan(
+        path,
+        {
+            "clean.bf16": ("BF16", bf16([1.0, -2.0, 3.5] * 50)),
+            "bad.bf16": ("BF16", bf16([1.0, nan, 2.0, -inf, nan] * 3)),
+            "bad.f16": ("F16", np.array([1, inf, 2], "<f2").tobytes()),
+            "bad.f32": ("F32", np.array([nan, 1, 2, 3], "<f4").tobytes()),
+            "bad.f64": ("F64", np.array([1, -inf], "<f8").tobytes()),
+            "ints": ("I32", np.array([-1, 0x7FFFFFFF], "<i4").tobytes()),  # never scanned
+            "max.f32": ("F32", np.array([np.finfo(np.float32).max], "<f4").tobytes()),
+        },
+    )
+    scan = deep.scan_checkpoint(Checkpoint(path), workers=2)
+    assert dict(scan.nonfinite["model.safetensors"]) == {
+        "bad.bf16": 9,
+        "bad.f16": 1,
+        "bad.f32": 1,
+        "bad.f64": 1,
+    }
+
+
+def test_unaligned_tensor_offsets(checkpoint, monkeypatch):
+    monkeypatch.setattr(deep, "CHUNK", 5)
+    path = checkpoint()
+    # a 1-byte tensor first puts the bf16 tensor at an odd offset
+    _with_nan(path, {"a": ("F8_E5M2", b"\x01"), "b": ("BF16", bf16([1.0, float("nan"), 2.0]))})
+    scan = deep.scan_checkpoint(Checkpoint(path))
+    assert scan.nonfinite["model.safetensors"] == [("b", 1)]
+
+
+def test_finite_weights_finding_via_cli(checkpoint):
+    path = checkpoint()
+    _with_nan(path, {"w": ("BF16", bf16([1.0, float("nan")]))})
+    result = CliRunner().invoke(main, ["check", "--deep", str(path)])
+    assert result.exit_code == 1
+    assert "finite-weights (R304)  model.safetensors: NaN/Inf values in w (1)" in result.stdout
+    plain = CliRunner().invoke(main, ["check", str(path)])
+    assert plain.exit_code == 0
+
+
+def test_broken_header_is_still_hashed(checkpoint):
+    path = checkpoint()
+    shard = path / "model-00001-of-00002.safetensors"
+    shard.write_bytes(struct.pack("<Q", 10**12) + b"{}")
+    scan = deep.scan_checkpoint(Checkpoint(path))
+    digests = {d.path: d.sha256 for d in scan.digests}
+    assert digests[shard.name] == hashlib.sha256(shard.read_bytes()).hexdigest()
