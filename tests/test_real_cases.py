@@ -84,3 +84,11 @@ def test_dry_run_prints_diff_and_writes_nothing(checkpoint):
 @pytest.mark.parametrize("name", ["qwen2.5-7b-instruct", "llama-3.1-8b-instruct"])
 def test_passing_cases_need_no_fix(name, checkpoint):
     assert plan_fixes(checkpoint(name)).empty
+
+
+def test_vendored_fixture_matches_shared():
+    from factory import SHARED_FIXTURES, VENDORED_FIXTURES
+
+    if not SHARED_FIXTURES.exists():
+        pytest.skip("../shared is not beside this checkout")
+    assert json.loads(VENDORED_FIXTURES.read_text()) == json.loads(SHARED_FIXTURES.read_text())
