@@ -8,7 +8,7 @@ Fixable rules also have a ``fix`` that edits JSON documents through the context.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +116,3 @@ def as_value(ids: list[int], like: Any) -> int | list[int]:
     if len(ids) == 1 and isinstance(like, int) and not isinstance(like, bool):
         return ids[0]
     return list(ids)
-
-
-def problems(*items: Problem | None) -> Iterator[Problem]:
-    return (p for p in items if p is not None)
