@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from r1release.config import Config, RuleSetting
+    from r1release.config import Config, ModelConfig, RuleSetting
     from r1release.findings import Report
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -31,6 +31,7 @@ class Target:
     checkpoint: Path
     config: Config | None
     config_path: Path
+    model: ModelConfig | None = None
 
     @property
     def settings(self) -> dict[str, RuleSetting]:
@@ -111,7 +112,7 @@ def _target(ctx: click.Context, path: Path | None, model: str | None) -> Target:
             f"{config_path}: not found; pass a checkpoint PATH, or --config PATH",
         )
     if path is not None:
-        return Target(path, config, config_path)
+        return Target(path, config, config_path, _model_at(config, path))
     assert config is not None
     if model is None:
         if len(config.models) > 1:
@@ -126,7 +127,17 @@ def _target(ctx: click.Context, path: Path | None, model: str | None) -> Target:
             f"{config_path}: model {model!r}: checkpoint {checkpoint} is not a directory",
             hint="train or copy the model there, or fix `checkpoint` (${VAR} is expanded)",
         )
-    return Target(checkpoint, config, config_path)
+    return Target(checkpoint, config, config_path, config.model(model))
+
+
+def _model_at(config: Config | None, path: Path) -> ModelConfig | None:
+    """The release.yaml model whose checkpoint is ``path``, if any."""
+    if config is None:
+        return None
+    for model in config.models:
+        if model.checkpoint.resolve() == path.resolve():
+            return model
+    return None
 
 
 _path_arg = click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
@@ -270,6 +281,47 @@ def fix(ctx: click.Context, path: Path | None, model: str | None, dry_run: bool)
     for finding in plan.remaining:
         click.echo(f"cannot fix: {finding.rule}: {finding.file or ''}: {finding.message}", err=True)
     sys.exit(EXIT_FINDINGS if plan.remaining else EXIT_OK)
+
+
+# ------------------------------------------------------------------------------- card
+
+
+@main.command()
+@_path_arg
+@_model_opt
+@click.option("--version", "version", help="Release version shown in the card (e.g. v1.2.0).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the card to FILE instead of stdout.",
+)
+@click.pass_context
+def card(
+    ctx: click.Context,
+    path: Path | None,
+    model: str | None,
+    version: str | None,
+    output: Path | None,
+) -> None:
+    """Render the model card (README.md) for a model of release.yaml."""
+    from r1release.card import ReleaseInfo, render_card
+    from r1release.errors import UsageError
+    from r1release.fixes import atomic_write
+
+    target = _target(ctx, path, model)
+    if target.model is None:
+        raise UsageError(
+            f"{target.checkpoint}: no model of {target.config_path} has this checkpoint; "
+            "the card needs its repo_id, base_model and dataset_name",
+            hint="add the model to release.yaml and pass --model NAME",
+        )
+    text = render_card(target.checkpoint, target.model, ReleaseInfo.from_environment(version))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write(output, text)
+        click.echo(f"wrote {output}", err=True)
 
 
 # ------------------------------------------------------------------------------- info

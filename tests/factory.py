@@ -154,6 +154,7 @@ def build_checkpoint(
         "torch_dtype": "bfloat16",
         "tie_word_embeddings": tie_word_embeddings,
         "rms_norm_eps": 1e-6,
+        "transformers_version": "4.57.1",
         **case["config"],
     }
     write_json(root / "config.json", config, sort_keys=True)

@@ -1,0 +1,271 @@
+"""The model card: a pure function from checkpoint + release.yaml model + release info to text.
+
+Metadata goes through huggingface_hub's ``ModelCardData`` (so the YAML is what the Hub
+expects); the body is a Jinja template (``DEFAULT_TEMPLATE``, or one named in release.yaml)
+rendered with values that are never ``None``: a missing value leaves its line out.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from r1release.checkpoint import Checkpoint
+from r1release.config import ModelConfig
+from r1release.errors import FileUnreadable, R1ReleaseError
+
+RESULT_FILES = ("all_results.json", "train_results.json", "eval_results.json")
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    """What identifies one release: version, git commit, date, CI run."""
+
+    version: str | None = None
+    git_commit: str | None = None
+    date: str = field(default_factory=lambda: dt.date.today().isoformat())
+    run_url: str | None = None
+
+    @classmethod
+    def from_environment(
+        cls, version: str | None = None, env: Mapping[str, str] | None = None
+    ) -> ReleaseInfo:
+        """Read the commit and run URL from GitHub Actions' variables, else from git."""
+        env = os.environ if env is None else env
+        commit = env.get("GITHUB_SHA") or _git_head()
+        run_url = None
+        if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+            server = env.get("GITHUB_SERVER_URL", "https://github.com")
+            run_url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+        return cls(version=version, git_commit=commit, run_url=run_url)
+
+
+def _git_head() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    sha = out.stdout.strip()
+    return sha if out.returncode == 0 and len(sha) == 40 else None
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    metrics: dict[str, float | int]  # train_* and epoch, from the results files
+    eval_metrics: dict[str, float | int]  # eval_*
+    global_step: int | None = None
+    epochs: float | None = None
+    log_history_steps: int = 0
+
+
+def training_summary(checkpoint: Checkpoint) -> TrainingSummary:
+    """Metrics from ``trainer_state.json`` / ``all_results.json`` / ``train_results.json``."""
+    metrics: dict[str, float | int] = {}
+    for name in RESULT_FILES:
+        for key, value in _json_or_empty(checkpoint, name).items():
+            if _is_number(value):
+                metrics.setdefault(key, value)
+    state = _json_or_empty(checkpoint, "trainer_state.json")
+    history = state.get("log_history") if isinstance(state.get("log_history"), list) else []
+    for entry in reversed(history):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                if key.startswith(("train_", "eval_")) and _is_number(value):
+                    metrics.setdefault(key, value)
+    step = state.get("global_step")
+    epoch = state.get("epoch", metrics.get("epoch"))
+    return TrainingSummary(
+        metrics={k: v for k, v in metrics.items() if k.startswith("train_")},
+        eval_metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
+        global_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+        epochs=float(epoch) if _is_number(epoch) else None,
+        log_history_steps=len(history),
+    )
+
+
+def _json_or_empty(checkpoint: Checkpoint, name: str) -> dict[str, Any]:
+    if not checkpoint.exists(name):
+        return {}
+    try:
+        doc = json.loads(checkpoint.raw_text(name))
+    except (FileUnreadable, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def card_data(model: ModelConfig, summary: TrainingSummary) -> Any:
+    """The card's YAML metadata as ``huggingface_hub.ModelCardData`` (no null values)."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    dataset = model.dataset_name
+    eval_results = [
+        EvalResult(
+            task_type="text-generation",
+            dataset_type=dataset or "custom",
+            dataset_name=dataset or "evaluation set",
+            metric_type=key.removeprefix("eval_"),
+            metric_name=key,
+            metric_value=value,
+        )
+        for key, value in sorted(summary.eval_metrics.items())
+    ]
+    values: dict[str, Any] = {
+        "license": model.license,
+        "base_model": model.base_model,
+        "datasets": [dataset] if dataset else None,
+        "tags": list(model.tags) or None,
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "model_name": model.name,
+        "eval_results": eval_results or None,
+    }
+    return ModelCardData(**{k: v for k, v in values.items() if v is not None})
+
+
+DEFAULT_TEMPLATE = """\
+---
+{{ card_data }}
+---
+
+# {{ model.name }}
+
+{% if base_link and dataset_link -%}
+This model is a fine-tuned version of {{ base_link }} on the {{ dataset_link }} dataset.
+{%- elif base_link -%}
+This model is a fine-tuned version of {{ base_link }}.
+{%- elif dataset_link -%}
+This model was trained on the {{ dataset_link }} dataset.
+{%- else -%}
+A text-generation model released with r1release.
+{%- endif %}
+
+## Quick start
+
+```python
+from transformers import pipeline
+
+generator = pipeline("text-generation", model="{{ model.repo_id }}"\
+{% if release.version %}, revision="{{ release.version }}"{% endif %})
+messages = [{"role": "user", "content": "What is 7 * 6?"}]
+output = generator(messages, max_new_tokens=512, return_full_text=False)
+print(output[0]["generated_text"])
+```
+{% if prompt_example %}
+The chat template formats that conversation as:
+
+```text
+{{ prompt_example }}
+```
+{% endif %}
+{%- if summary.metrics or summary.global_step %}
+## Training
+
+{% if summary.global_step %}- steps: {{ summary.global_step }}
+{% endif %}{% if summary.epochs is not none %}- epochs: {{ "%.2f"|format(summary.epochs) }}
+{% endif %}{% for key, value in summary.metrics|dictsort %}- {{ key }}: {{ fmt(value) }}
+{% endfor %}{% endif %}
+{%- if summary.eval_metrics %}
+## Evaluation
+
+| metric | value |
+|---|---|
+{% for key, value in summary.eval_metrics|dictsort %}| {{ key }} | {{ fmt(value) }} |
+{% endfor %}{% endif %}
+## Release
+
+{% if release.version %}- version: `{{ release.version }}`
+{% endif %}{% if release.git_commit %}- git commit: `{{ release.git_commit }}`
+{% endif %}- date: {{ release.date }}
+{% if release.run_url %}- workflow run: {{ release.run_url }}
+{% endif %}
+{%- if versions %}
+## Framework versions
+
+{% for name, version in versions|dictsort %}- {{ name }}: {{ version }}
+{% endfor %}{% endif %}"""
+
+
+def framework_versions(checkpoint: Checkpoint) -> dict[str, str]:
+    """Versions recorded in the checkpoint itself (not those of this machine)."""
+    found: dict[str, str] = {}
+    for name in ("config.json", "generation_config.json", "trainer_state.json"):
+        doc = _json_or_empty(checkpoint, name)
+        for key, label in (("transformers_version", "transformers"), ("trl_version", "trl")):
+            if isinstance(doc.get(key), str):
+                found.setdefault(label, doc[key])
+    return found
+
+
+def render_card(
+    checkpoint: Checkpoint | str | os.PathLike[str],
+    model: ModelConfig,
+    release: ReleaseInfo | None = None,
+    template: str | None = None,
+) -> str:
+    """The complete README.md model card for ``model`` at ``checkpoint``."""
+    import jinja2
+
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
+    summary = training_summary(ckpt)
+    env = jinja2.Environment(
+        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
+    )
+    try:
+        compiled = env.from_string(template or DEFAULT_TEMPLATE)
+        text = compiled.render(
+            card_data=card_data(model, summary).to_yaml(),
+            model=model,
+            base_link=_link(model.base_model, ""),
+            dataset_link=_link(model.dataset_name, "datasets/"),
+            release=release or ReleaseInfo(),
+            summary=summary,
+            prompt_example=_prompt_example(ckpt),
+            versions=framework_versions(ckpt),
+            fmt=_fmt,
+        )
+    except jinja2.TemplateError as exc:
+        raise R1ReleaseError(f"model card template: {exc}", hint="fix the card template") from None
+    return text.rstrip() + "\n"
+
+
+def _prompt_example(checkpoint: Checkpoint) -> str | None:
+    template = None
+    try:
+        template = checkpoint.chat_template()
+        if template is None or not checkpoint.has_tokenizer():
+            return None
+        tok = checkpoint.tokenizer()
+        return tok.apply_chat_template(
+            [{"role": "user", "content": "What is 7 * 6?"}],
+            chat_template=template.text,
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+    except Exception:  # the chat-template rule reports a broken template
+        return None
+
+
+def _link(repo_id: str | None, kind: str) -> str | None:
+    return f"[{repo_id}](https://huggingface.co/{kind}{repo_id})" if repo_id else None
+
+
+def _fmt(value: float | int) -> str:
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}"
