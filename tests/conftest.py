@@ -12,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import hubserver
 from factory import build_checkpoint, real_cases
 
 # Never reach the network, never write to the real $HOME cache.
@@ -33,6 +34,9 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+hub = pytest.fixture(hubserver.hub)  # a fresh loopback Hub per test (tests/hubserver.py)
 
 
 @pytest.fixture(scope="session")
