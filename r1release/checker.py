@@ -68,14 +68,17 @@ def _validate_options(rule: Rule, setting: RuleSetting, config_path: str | Path)
 
 
 def run_rules(
-    checkpoint: Checkpoint, rules: list[ActiveRule], deep_scan: Any = None
+    checkpoint: Checkpoint,
+    rules: list[ActiveRule],
+    deep_scan: Any = None,
+    card: str | None = None,
 ) -> list[Finding]:
     findings: list[Finding] = []
     for active in rules:
         rule = active.rule
         if rule.deep and deep_scan is None:
             continue
-        ctx = Context(checkpoint, active.options, deep_scan)
+        ctx = Context(checkpoint, active.options, deep_scan, card)
         try:
             problems = list(rule.check(ctx))
         except FileUnreadable:
@@ -99,26 +102,31 @@ def run_rules(
 
 
 def check(
-    path: str | Path,
+    path: str | Path | Checkpoint,
     *,
     settings: Mapping[str, RuleSetting] | None = None,
     config_path: str | Path = "release.yaml",
     deep: bool = False,
     workers: int | None = None,
     progress: Any = None,
+    card: str | None = None,
 ) -> Report:
-    """Check a checkpoint directory; returns a :class:`Report` (never prints)."""
+    """Check a checkpoint directory; returns a :class:`Report` (never prints).
+
+    ``path`` may be a :class:`Checkpoint` with in-memory overrides (a staged, fixed copy);
+    ``card`` is the rendered model card for the card-metadata rule.
+    """
     rules = resolve_rules(settings, config_path)
-    checkpoint = Checkpoint(path)
+    checkpoint = path if isinstance(path, Checkpoint) else Checkpoint(path)
     scan = None
     if deep:
         from r1release.deep import scan_checkpoint
 
         scan = scan_checkpoint(checkpoint, workers=workers, progress=progress)
-    findings = run_rules(checkpoint, rules, scan)
+    findings = run_rules(checkpoint, rules, scan, card)
     digests = scan.digests if scan is not None else ()
     return Report(
-        checkpoint=str(path),
+        checkpoint=str(checkpoint.root),
         findings=sort_findings(findings),
         rules_run=tuple(a.rule.name for a in rules if deep or not a.rule.deep),
         deep=deep,

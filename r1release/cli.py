@@ -47,8 +47,8 @@ def error_handler(debug: bool) -> Iterator[None]:
         yield
     except R1ReleaseError as exc:
         if debug:
-            traceback.print_exc()
-        click.echo(f"error: {_one_line(str(exc))}", err=True)
+            click.echo(_redact(traceback.format_exc()), err=True, nl=False)
+        click.echo(f"error: {_redact(_one_line(str(exc)))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -59,9 +59,9 @@ def error_handler(debug: bool) -> Iterator[None]:
         raise
     except Exception as exc:
         if debug:
-            traceback.print_exc()
+            click.echo(_redact(traceback.format_exc()), err=True, nl=False)
         click.echo(
-            f"internal error: {type(exc).__name__}: {_one_line(str(exc))} "
+            f"internal error: {type(exc).__name__}: {_redact(_one_line(str(exc)))} "
             "(rerun with --debug for a traceback, and please report it)",
             err=True,
         )
@@ -70,6 +70,15 @@ def error_handler(debug: bool) -> Iterator[None]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _redact(text: str) -> str:
+    """Remove any token this process knows from ``text``."""
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        token = os.environ.get(name)
+        if token and len(token) >= 4:
+            text = text.replace(token, "***")
+    return text
 
 
 class _Group(click.Group):
@@ -322,6 +331,164 @@ def card(
     else:
         atomic_write(output, text)
         click.echo(f"wrote {output}", err=True)
+
+
+# ------------------------------------------------------------------------------- push
+
+
+_version_opt = click.option("--version", "version", help="Release version, e.g. v1.2.0.")
+_dry_run_opt = click.option("--dry-run", is_flag=True, help="Print the plan; send no write.")
+_force_opt = click.option(
+    "--force", is_flag=True, help="Move the version's tag when it points at different content."
+)
+
+
+@main.command()
+@_path_arg
+@_model_opt
+@click.option("--version", "version", required=True, help="Release version, e.g. v1.2.0.")
+@_dry_run_opt
+@_force_opt
+@click.pass_context
+def push(
+    ctx: click.Context,
+    path: Path | None,
+    model: str | None,
+    version: str,
+    dry_run: bool,
+    force: bool,
+) -> None:
+    """Check, stage and push a model of release.yaml as one commit tagged VERSION."""
+    from r1release.errors import UsageError
+    from r1release.events import check_version
+
+    target = _target(ctx, path, model)
+    if target.model is None or target.config is None:
+        raise UsageError(
+            f"{target.checkpoint}: no model of {target.config_path} has this checkpoint",
+            hint="add it to release.yaml (repo_id, base_model, ...) and pass --model NAME",
+        )
+    _release(target.config, target.model, check_version(version), dry_run=dry_run, force=force)
+
+
+@main.command()
+@click.option("--tag", help="Git tag to release (v1.2.0, or NAME@v1.2.0).")
+@_model_opt
+@_version_opt
+@click.option(
+    "--dry-run/--publish",
+    "dry_run",
+    default=None,
+    help="Print the plan only / publish. Default: publish in CI, dry run elsewhere.",
+)
+@_force_opt
+@click.pass_context
+def release(
+    ctx: click.Context,
+    tag: str | None,
+    model: str | None,
+    version: str | None,
+    dry_run: bool | None,
+    force: bool,
+) -> None:
+    """Release what a git tag, a workflow_dispatch event or --model/--version names.
+
+    In GitHub Actions the event decides (a pushed tag, or workflow_dispatch inputs model,
+    version and dry_run). Outside CI, release is a dry run unless --publish is given.
+    """
+    from r1release import config as config_mod
+    from r1release import events
+
+    config = config_mod.load(ctx.obj["config_path"] or config_mod.DEFAULT_CONFIG)
+    if tag:
+        resolved = events.from_tag(config, tag)
+    elif version or model:
+        resolved = events.from_flags(config, model, version)
+    else:
+        found = events.from_github(config)
+        if found is None:
+            from r1release.errors import UsageError
+
+            raise UsageError("nothing to release: pass --tag TAG, or --model NAME --version V")
+        resolved = found
+    in_ci = os.environ.get("CI") == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
+    if dry_run is None:
+        dry_run = resolved.dry_run if resolved.dry_run is not None else not in_ci
+    _release(config, resolved.model, resolved.version, dry_run=dry_run, force=force)
+
+
+def _release(
+    config: Config, model: ModelConfig, version: str, *, dry_run: bool, force: bool
+) -> None:
+    from r1release.card import ReleaseInfo
+    from r1release.hub import publish
+    from r1release.stage import build_stage
+
+    click.echo(
+        f"release {model.name} {version} -> {model.repo_id} "
+        f"({'dry run' if dry_run else 'publishing'})",
+        err=True,
+    )
+    with _deep_progress(model.checkpoint, enabled=True) as progress:
+        stage = build_stage(
+            model,
+            version,
+            release=ReleaseInfo.from_environment(version),
+            settings=config.checks,
+            config_path=config.path,
+            fix=config.push.fix,
+            progress=progress,
+        )
+    for finding in stage.report.warnings:
+        click.echo(f"warning: {finding.rule}: {finding.file or ''}: {finding.message}", err=True)
+    result = publish(
+        stage,
+        revision=config.push.revision,
+        force=force,
+        dry_run=dry_run,
+        log=lambda msg: click.echo(msg, err=True),
+    )
+    _print_plan(stage, result)
+
+
+def _print_plan(stage: Any, result: Any) -> None:
+    plan = result.plan
+    repo = "new repository" if not plan.repo_exists else f"revision {plan.revision}"
+    click.echo(f"{plan.repo_id} ({'private' if plan.private else 'public'}, {repo})")
+    width = max((len(a.path) for a in plan.actions), default=0)
+    for action in plan.actions:
+        origin = f"  ({action.origin})" if action.origin not in ("checkpoint", "hub") else ""
+        click.echo(f"  {action.state:<10} {action.path:<{width}}  {_size(action.size):>10}{origin}")
+    for path in stage.excluded:
+        click.echo(f"  {'excluded':<10} {path}  (training state)")
+    if plan.tag_matches:
+        tag_state = f"exists on {plan.tag_target[:12]} with this content"
+    elif plan.tag_target:
+        tag_state = f"exists on {plan.tag_target[:12]}, will be moved (--force)"
+    else:
+        tag_state = "new"
+    click.echo(f"tag: {plan.version} ({tag_state})")
+    click.echo(
+        f"commit: {plan.commit_message}"
+        if plan.needs_commit
+        else "commit: none needed (the Hub already holds these files)"
+    )
+    if result.dry_run:
+        click.echo("\n--- README.md (model card) ---")
+        click.echo(stage.card, nl=False)
+        click.echo("---\ndry run: nothing was sent (use --publish, or run in CI, to release)")
+    elif plan.noop:
+        click.echo(f"already released: {result.commit_url}")
+    else:
+        click.echo(f"released {plan.repo_id} {plan.version}: {result.commit_url}")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
 
 
 # ------------------------------------------------------------------------------- info

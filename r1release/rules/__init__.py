@@ -7,6 +7,7 @@ config-eos-consistency copies its stop list into ``config.json``.
 from __future__ import annotations
 
 from r1release.rules import (
+    card_metadata,
     chat_template,
     chat_template_stop,
     config_eos_consistency,
@@ -41,6 +42,7 @@ RULES: tuple[Rule, ...] = (
     shard_index.RULE,
     finite_weights.RULE,
     leftovers.RULE,
+    card_metadata.RULE,
 )
 REGISTRY: dict[str, Rule] = {rule.name: rule for rule in RULES}
 

@@ -61,6 +61,7 @@ class Context:
     checkpoint: Checkpoint
     options: Mapping[str, Any] = field(default_factory=dict)
     deep: Any = None  # r1release.deep.DeepScan when --deep
+    card: str | None = None  # the rendered model card, when the release's model is known
 
     def edit(self, name: str) -> dict[str, Any]:
         """A mutable copy of a JSON document, installed as the in-memory version of ``name``."""

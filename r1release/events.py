@@ -1,0 +1,95 @@
+"""Which model and version a run releases: a git tag, workflow_dispatch inputs, or flags.
+
+Tags follow ``tag_pattern``: ``v*`` releases the only model, ``NAME@v*`` (the gto
+convention) one of several. The Hub tag is the version (``v1.2.0``), the part after ``@``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from r1release.config import Config, ModelConfig
+from r1release.errors import UsageError
+
+_VERSION_RE = re.compile(r"^v?\d+(\.\d+)*([.+-][0-9A-Za-z.+-]+)?$")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    model: ModelConfig
+    version: str
+    source: str  # "tag", "workflow_dispatch" or "flags"
+    dry_run: bool | None = None  # what the event asked for (workflow_dispatch's input)
+
+
+def tag_pattern(model: ModelConfig, config: Config) -> str:
+    if model.tag_pattern:
+        return model.tag_pattern
+    return "v*" if len(config.models) == 1 else f"{model.name}@v*"
+
+
+def from_tag(config: Config, tag: str) -> Resolved:
+    tag = tag.removeprefix("refs/tags/")
+    matches = [m for m in config.models if fnmatch.fnmatchcase(tag, tag_pattern(m, config))]
+    if not matches:
+        patterns = ", ".join(f"{m.name}: {tag_pattern(m, config)}" for m in config.models)
+        raise UsageError(f"git tag {tag!r} matches no model's tag_pattern ({patterns})")
+    if len(matches) > 1:
+        names = ", ".join(m.name for m in matches)
+        raise UsageError(
+            f"git tag {tag!r} matches several models ({names})",
+            hint="use NAME@vX.Y.Z tags and tag_pattern: NAME@v*",
+        )
+    version = tag.split("@", 1)[1] if "@" in tag else tag
+    return Resolved(matches[0], check_version(version), "tag")
+
+
+def check_version(version: str) -> str:
+    if not _VERSION_RE.match(version):
+        raise UsageError(f"version {version!r} is not a version like v1.2.0")
+    return version
+
+
+def from_flags(config: Config, model: str | None, version: str | None) -> Resolved:
+    if not version:
+        raise UsageError("pass --version V (or --tag TAG)")
+    if model is None:
+        if len(config.models) > 1:
+            names = ", ".join(m.name for m in config.models)
+            raise UsageError(f"several models in {config.path}; pass --model NAME ({names})")
+        return Resolved(config.models[0], check_version(version), "flags")
+    return Resolved(config.model(model), check_version(version), "flags")
+
+
+def from_github(config: Config, env: Mapping[str, str] | None = None) -> Resolved | None:
+    """The release a GitHub Actions event asks for, or None outside a release event."""
+    env = os.environ if env is None else env
+    event = env.get("GITHUB_EVENT_NAME")
+    if event == "push" and env.get("GITHUB_REF_TYPE") == "tag":
+        return from_tag(config, env.get("GITHUB_REF_NAME") or env.get("GITHUB_REF", ""))
+    if event == "workflow_dispatch":
+        inputs = _event_inputs(env)
+        model = inputs.get("model") or None
+        resolved = from_flags(config, model, inputs.get("version"))
+        dry = inputs.get("dry_run")
+        dry_run = dry if isinstance(dry, bool) else str(dry).lower() == "true" if dry else None
+        return Resolved(resolved.model, resolved.version, "workflow_dispatch", dry_run)
+    return None
+
+
+def _event_inputs(env: Mapping[str, str]) -> dict[str, object]:
+    path = env.get("GITHUB_EVENT_PATH")
+    if not path:
+        return {}
+    try:
+        payload = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read the GitHub event payload: {exc}") from None
+    inputs = payload.get("inputs") if isinstance(payload, dict) else None
+    return inputs if isinstance(inputs, dict) else {}

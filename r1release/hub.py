@@ -1,0 +1,334 @@
+"""Everything that talks to the Hub: plan, commit, tag, verify. The only huggingface_hub user.
+
+A release is one commit (named after the version and the git commit) and a Hub tag equal to
+the version on that commit, then a verification that every file on the Hub at the tag has
+the staged hash. It is idempotent: when the tag already holds the staged content nothing is
+sent; when the branch head already holds it (a run that failed after committing) only the
+tag is created; a tag on different content stops the release unless ``force``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from r1release.errors import R1ReleaseError
+from r1release.stage import Stage, StagedFile
+
+KEEP_ON_HUB = frozenset({".gitattributes"})
+FileState = Literal["new", "changed", "unchanged", "deleted"]
+Log = Callable[[str], None]
+
+
+class PublishError(R1ReleaseError):
+    """A Hub request failed; the message says what failed and whether a rerun is safe."""
+
+
+class TagConflict(R1ReleaseError):
+    """The version's tag already points at different content."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str
+    size: int
+    blob_id: str
+    sha256: str | None  # for LFS files
+
+
+@dataclass(frozen=True)
+class FileAction:
+    path: str
+    size: int
+    state: FileState
+    origin: str = "checkpoint"
+
+
+@dataclass(frozen=True)
+class Plan:
+    repo_id: str
+    revision: str
+    version: str
+    private: bool
+    repo_exists: bool
+    head: str | None  # commit id of the branch head, None for an empty or missing repo
+    tag_target: str | None  # commit the version's tag points at, if it exists
+    tag_matches: bool  # the tag exists and holds exactly the staged files
+    head_matches: bool  # the branch head holds exactly the staged files
+    actions: tuple[FileAction, ...]
+    commit_message: str
+
+    @property
+    def needs_commit(self) -> bool:
+        return not self.tag_matches and not self.head_matches
+
+    @property
+    def noop(self) -> bool:
+        return self.tag_matches
+
+    def count(self, state: FileState) -> int:
+        return sum(1 for a in self.actions if a.state == state)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    plan: Plan
+    commit: str
+    commit_url: str
+    created_commit: bool
+    created_tag: bool
+    verified: bool
+    dry_run: bool = False
+
+
+def make_api(token: str | None = None) -> Any:
+    """An ``HfApi``; the token comes from ``HF_TOKEN`` or huggingface_hub's own discovery."""
+    from huggingface_hub import HfApi
+
+    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+
+
+def plan_release(api: Any, stage: Stage, *, revision: str = "main") -> Plan:
+    """Compare the staged files with the Hub; sends only read (GET) requests."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    model = stage.model
+    try:
+        refs = api.list_repo_refs(model.repo_id)
+    except RepositoryNotFoundError:
+        return Plan(
+            model.repo_id,
+            revision,
+            stage.version,
+            model.private,
+            False,
+            None,
+            None,
+            False,
+            False,
+            _actions(stage, {}),
+            _message(stage),
+        )
+    except Exception as exc:
+        raise _hub_error("reading the repository's refs", exc) from None
+    heads = {b.name: b.target_commit for b in refs.branches}
+    tags = {t.name: t.target_commit for t in refs.tags}
+    head = heads.get(revision)
+    head_files = _remote_files(api, model.repo_id, head) if head else {}
+    tag_target = tags.get(stage.version)
+    if tag_target == head:
+        tag_files = head_files
+    else:
+        tag_files = _remote_files(api, model.repo_id, tag_target) if tag_target else {}
+    return Plan(
+        repo_id=model.repo_id,
+        revision=revision,
+        version=stage.version,
+        private=model.private,
+        repo_exists=True,
+        head=head,
+        tag_target=tag_target,
+        tag_matches=tag_target is not None and _same(stage, tag_files),
+        head_matches=head is not None and _same(stage, head_files),
+        actions=_actions(stage, head_files),
+        commit_message=_message(stage),
+    )
+
+
+def publish(
+    stage: Stage,
+    *,
+    api: Any = None,
+    revision: str = "main",
+    force: bool = False,
+    dry_run: bool = False,
+    log: Log | None = None,
+) -> PublishResult:
+    """Release ``stage``: one commit, the version tag on it, then verify every hash."""
+    api = api or make_api()
+    say = log or (lambda _msg: None)
+    plan = plan_release(api, stage, revision=revision)
+    if plan.tag_target and not plan.tag_matches and not force:
+        raise TagConflict(
+            f"{plan.repo_id}: tag {plan.version} already points at {plan.tag_target[:12]}, whose "
+            "files differ from this release",
+            hint="release a new version, or pass --force to move the tag",
+        )
+    endpoint = api.endpoint.rstrip("/")
+    if dry_run or plan.noop:
+        commit = plan.tag_target or plan.head or ""
+        return PublishResult(
+            plan,
+            commit,
+            _commit_url(endpoint, plan.repo_id, commit),
+            False,
+            False,
+            plan.noop,
+            dry_run,
+        )
+    if not plan.repo_exists:
+        say(f"creating {'private' if plan.private else 'public'} repository {plan.repo_id}")
+        _call(
+            "creating the repository",
+            api.create_repo,
+            plan.repo_id,
+            private=plan.private,
+            exist_ok=True,
+        )
+    commit, created = plan.head or "", False
+    if plan.needs_commit:
+        say(
+            f"committing {plan.count('new') + plan.count('changed')} file(s), "
+            f"deleting {plan.count('deleted')}: {plan.commit_message}"
+        )
+        info = _call(
+            "committing the release",
+            api.create_commit,
+            plan.repo_id,
+            _operations(stage, plan),
+            commit_message=plan.commit_message,
+            commit_description=_description(stage),
+            revision=revision,
+            parent_commit=plan.head,
+        )
+        commit, created = info.oid, True
+    if plan.tag_target and plan.tag_target != commit:  # --force: move the tag
+        say(f"moving tag {plan.version} from {plan.tag_target[:12]} to {commit[:12]}")
+        _call("deleting the old tag", api.delete_tag, plan.repo_id, tag=plan.version)
+    say(f"tagging {commit[:12]} as {plan.version}")
+    _call(
+        "creating the tag",
+        api.create_tag,
+        plan.repo_id,
+        tag=plan.version,
+        revision=commit,
+        tag_message=plan.commit_message,
+        exist_ok=True,
+    )
+    verify(api, stage, plan.version)
+    return PublishResult(
+        plan, commit, _commit_url(endpoint, plan.repo_id, commit), created, True, True
+    )
+
+
+def verify(api: Any, stage: Stage, revision: str) -> None:
+    """Every staged file is on the Hub at ``revision`` with the same hash, and nothing else."""
+    remote = _remote_files(api, stage.model.repo_id, revision)
+    wrong = [p for p, f in stage.files.items() if p not in remote or not _matches(f, remote[p])]
+    extra = sorted(set(remote) - set(stage.files) - KEEP_ON_HUB)
+    if wrong or extra:
+        raise PublishError(
+            f"verification failed at {revision}: "
+            + "; ".join(
+                filter(
+                    None,
+                    [
+                        f"differs or missing: {', '.join(wrong[:5])}" if wrong else "",
+                        f"unexpected: {', '.join(extra[:5])}" if extra else "",
+                    ],
+                )
+            ),
+            hint="running the release again is safe",
+        )
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _remote_files(api: Any, repo_id: str, revision: str) -> dict[str, RemoteFile]:
+    from huggingface_hub.hf_api import RepoFile
+
+    try:
+        entries = api.list_repo_tree(repo_id, recursive=True, revision=revision)
+        return {
+            e.path: RemoteFile(e.path, e.size, e.blob_id, e.lfs.sha256 if e.lfs else None)
+            for e in entries
+            if isinstance(e, RepoFile)
+        }
+    except Exception as exc:
+        raise _hub_error(f"listing the files at {revision}", exc) from None
+
+
+def _matches(local: StagedFile, remote: RemoteFile) -> bool:
+    if local.size != remote.size:
+        return False
+    if remote.sha256 is not None:
+        return remote.sha256 == local.sha256
+    return remote.blob_id == local.git_sha1()
+
+
+def _same(stage: Stage, remote: dict[str, RemoteFile]) -> bool:
+    if set(remote) - KEEP_ON_HUB != set(stage.files):
+        return False
+    return all(_matches(f, remote[p]) for p, f in stage.files.items())
+
+
+def _actions(stage: Stage, remote: dict[str, RemoteFile]) -> tuple[FileAction, ...]:
+    actions = []
+    for path, f in stage.files.items():
+        if path not in remote:
+            state: FileState = "new"
+        else:
+            state = "unchanged" if _matches(f, remote[path]) else "changed"
+        actions.append(FileAction(path, f.size, state, f.origin))
+    for path in sorted(set(remote) - set(stage.files) - KEEP_ON_HUB):
+        actions.append(FileAction(path, remote[path].size, "deleted", "hub"))
+    return tuple(actions)
+
+
+def _operations(stage: Stage, plan: Plan) -> list[Any]:
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    ops: list[Any] = []
+    for action in plan.actions:
+        if action.state in ("new", "changed"):
+            ops.append(CommitOperationAdd(action.path, stage.files[action.path].data()))
+        elif action.state == "deleted":
+            ops.append(CommitOperationDelete(action.path))
+    return ops
+
+
+def _message(stage: Stage) -> str:
+    commit = _git_commit(stage)
+    return f"Release {stage.version}" + (f" ({commit[:12]})" if commit else "")
+
+
+def _git_commit(stage: Stage) -> str | None:
+    import re
+
+    match = re.search(r"git commit: `([0-9a-f]{40})`", stage.card)
+    return match.group(1) if match else None
+
+
+def _description(stage: Stage) -> str:
+    commit = _git_commit(stage)
+    lines = [f"Released by r1release: {stage.model.name} {stage.version}."]
+    if commit:
+        lines.append(f"Git commit: {commit}")
+    return "\n".join(lines)
+
+
+def _commit_url(endpoint: str, repo_id: str, commit: str) -> str:
+    return f"{endpoint}/{repo_id}/commit/{commit}" if commit else f"{endpoint}/{repo_id}"
+
+
+def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:
+        raise _hub_error(what, exc) from None
+
+
+def _hub_error(what: str, exc: Exception) -> PublishError:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    status = ""
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        status = f"HTTP {exc.response.status_code}: "
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return PublishError(
+        f"Hub request failed while {what}: {status}{detail[:300]}",
+        hint="no tag was created; running the release again is safe and completes it",
+    )

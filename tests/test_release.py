@@ -1,0 +1,263 @@
+"""Releases end to end: the real r1release CLI and huggingface_hub client, the loopback Hub."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from r1release.config import load
+from r1release.stage import build_stage
+
+from hubserver import client_env, run_client
+
+REPO_ID = "org/OpenR1-Tiny"
+TOKEN = "hf_canary_token_9f3c1d"
+
+
+def write_release_yaml(tmp_path: Path, checkpoint: Path, **extra: str) -> Path:
+    lines = [
+        "version: 1",
+        "models:",
+        "  - name: OpenR1-Tiny",
+        f"    checkpoint: {checkpoint}",
+        f"    repo_id: {REPO_ID}",
+        "    base_model: Qwen/Qwen2.5-0.5B",
+        "    dataset_name: open-r1/Mixture-of-Thoughts",
+        "    license: apache-2.0",
+    ]
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    path = tmp_path / "release.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def r1release(hub, cwd: Path, *args: str, token: str | None = TOKEN, env=None):
+    environment = client_env(hub, cwd / ".hf-home", token) | (env or {})
+    environment.pop("CI", None)
+    environment.pop("GITHUB_ACTIONS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "r1release.cli", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def digests(path: Path) -> dict[str, str]:
+    return {
+        p.relative_to(path).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def broken(checkpoint):
+    """The fixture's failing case (EOS and use_cache wrong) with training state beside it."""
+    path = checkpoint("qwen2.5-base-after-chatml-sft")
+    (path / "optimizer.pt").write_bytes(b"\x80\x04optimizer state")
+    (path / "trainer_state.json").write_text(json.dumps({"global_step": 3, "epoch": 1.0}))
+    return path
+
+
+def test_release_end_to_end(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken)
+    before = digests(broken)
+    result = r1release(
+        hub, tmp_path, "release", "--model", "OpenR1-Tiny", "--version", "v1.0.0", "--publish"
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"released {REPO_ID} v1.0.0: {hub.url}/{REPO_ID}/commit/" in result.stdout
+    assert digests(broken) == before  # the checkpoint on disk is never modified
+    assert hub.commit_counts[REPO_ID] == 1
+    repo = hub.repo(REPO_ID)
+    assert repo.private is True and "v1.0.0" in repo.tags
+    assert repo.tags["v1.0.0"] == repo.branches["main"]
+
+    staged = build_stage(load(tmp_path / "release.yaml").models[0], "v1.0.0")
+    downloaded = run_client(
+        hub,
+        """
+from huggingface_hub import snapshot_download
+result = snapshot_download(params["repo"], revision="v1.0.0", local_dir=params["dir"])
+""",
+        tmp_path / "client",
+        token=TOKEN,
+        repo=REPO_ID,
+        dir=str(tmp_path / "download"),
+    )
+    local = Path(downloaded)
+    got = {k: v for k, v in digests(local).items() if not k.startswith(".")}
+    want = {path: f.sha256 for path, f in staged.files.items()}
+    assert got == want  # byte-identical to the staged set; leftovers not uploaded
+    assert "optimizer.pt" not in got
+
+    generation = json.loads((local / "generation_config.json").read_text())
+    config = json.loads((local / "config.json").read_text())
+    assert generation["eos_token_id"] == [151645, 151643] and generation["use_cache"] is True
+    assert config["use_cache"] is True
+
+    from transformers import GenerationConfig, PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(local)
+    assert tokenizer.eos_token_id in GenerationConfig.from_pretrained(local).eos_token_id
+    card = (local / "README.md").read_text()
+    assert "# OpenR1-Tiny" in card and "open-r1" in card and "None" not in card
+
+
+def test_model_loads_from_the_download(hub, tmp_path, _built):
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    ckpt = tmp_path / "ckpt"
+    config = Qwen2Config(
+        vocab_size=151936,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        eos_token_id=151643,
+        bos_token_id=151643,
+        use_cache=False,
+    )
+    Qwen2ForCausalLM(config).to(torch.bfloat16).save_pretrained(ckpt)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (ckpt / name).write_bytes((_built["qwen2.5-base-after-chatml-sft"] / name).read_bytes())
+    write_release_yaml(tmp_path, ckpt)
+    result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v0.1.0")
+    assert result.returncode == 0, result.stderr
+    local = Path(
+        run_client(
+            hub,
+            """
+from huggingface_hub import snapshot_download
+result = snapshot_download(params["repo"], revision="v0.1.0", local_dir=params["dir"])
+""",
+            tmp_path / "client",
+            token=TOKEN,
+            repo=REPO_ID,
+            dir=str(tmp_path / "dl"),
+        )
+    )
+    model = AutoModelForCausalLM.from_pretrained(local)
+    assert model.config.use_cache is True
+    assert model.generation_config.eos_token_id == [151645, 151643]
+
+
+def test_dry_run_sends_no_write(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken)
+    result = r1release(
+        hub, tmp_path, "release", "--model", "OpenR1-Tiny", "--version", "v1.0.0"
+    )  # outside CI: a dry run by default
+    assert result.returncode == 0, result.stderr
+    assert hub.writes() == []
+    out = result.stdout
+    for path in (
+        "README.md",
+        "config.json",
+        "generation_config.json",
+        "model-00001-of-00002.safetensors",
+        "tokenizer.json",
+    ):
+        assert any(line.split()[:2] == ["new", path] for line in out.splitlines()), path
+    assert "excluded   optimizer.pt" in out
+    assert "tag: v1.0.0 (new)" in out
+    assert "--- README.md (model card) ---" in out and "# OpenR1-Tiny" in out
+    assert "dry run: nothing was sent" in out
+
+
+def test_rerun_is_a_noop_and_different_content_is_refused(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken)
+    args = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    assert r1release(hub, tmp_path, *args).returncode == 0
+    again = r1release(hub, tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    assert "already released" in again.stdout
+    assert hub.commit_counts[REPO_ID] == 1
+
+    dry = r1release(hub, tmp_path, *args, "--dry-run")
+    assert "unchanged  model-00001-of-00002.safetensors" in dry.stdout
+
+    (broken / "tokenizer_config.json").write_text(
+        (broken / "tokenizer_config.json").read_text().replace("131072", "4096")
+    )
+    conflict = r1release(hub, tmp_path, *args)
+    assert conflict.returncode == 1
+    [error] = [line for line in conflict.stderr.splitlines() if line.startswith("error:")]
+    assert "tag v1.0.0 already points at" in error and "--force" in error
+    assert hub.commit_counts[REPO_ID] == 1
+
+    forced = r1release(hub, tmp_path, *args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    repo = hub.repo(REPO_ID)
+    assert hub.commit_counts[REPO_ID] == 2
+    assert repo.tags["v1.0.0"] == repo.branches["main"]
+
+
+def test_failed_push_leaves_no_tag_and_rerun_completes(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken)
+    args = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    hub.fail("POST", r"/commit/", status=500)
+    failed = r1release(hub, tmp_path, *args)
+    assert failed.returncode == 1
+    assert "Hub request failed while committing the release: HTTP 500" in failed.stderr
+    assert "running the release again is safe" in failed.stderr
+    assert "v1.0.0" not in hub.repo(REPO_ID).tags
+    # the commit lands but its reply is lost: still no tag, and the rerun adds no commit
+    hub.fail("POST", r"/commit/", status=500, after=True)
+    lost = r1release(hub, tmp_path, *args)
+    assert lost.returncode == 1 and "v1.0.0" not in hub.repo(REPO_ID).tags
+    assert hub.commit_counts[REPO_ID] == 1
+    done = r1release(hub, tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    assert hub.commit_counts[REPO_ID] == 1
+    assert "commit: none needed" in done.stdout
+    assert hub.repo(REPO_ID).tags["v1.0.0"] == hub.repo(REPO_ID).branches["main"]
+
+
+def test_error_findings_stop_before_any_request(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken)
+    (broken / "model-00002-of-00002.safetensors").unlink()
+    result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    assert result.returncode == 1
+    assert "stop the release" in result.stderr and "shard-index" in result.stderr
+    assert hub.log == []
+
+
+def test_without_push_fix_the_eos_problem_stops_the_release(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken, push="{fix: false}")
+    result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    assert result.returncode == 1 and "eos-alignment" in result.stderr
+    assert hub.log == []
+
+
+def test_release_from_tag(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken)
+    result = r1release(hub, tmp_path, "release", "--tag", "v2.0.0", "--publish")
+    assert result.returncode == 0, result.stderr
+    assert "v2.0.0" in hub.repo(REPO_ID).tags
+    bad = r1release(hub, tmp_path, "release", "--tag", "nightly", "--publish")
+    assert bad.returncode == 2 and "matches no model's tag_pattern" in bad.stderr
+
+
+def test_token_never_printed(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken)
+    hub.fail("POST", r"/commit/", status=500, body=f"echo: Bearer {TOKEN}")
+    runs = [
+        r1release(hub, tmp_path, "release", "--model", "OpenR1-Tiny", "--version", "v1.0.0"),
+        r1release(
+            hub, tmp_path, "--debug", "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0"
+        ),
+    ]
+    assert runs[1].returncode == 1
+    for run in runs:
+        assert TOKEN not in run.stdout + run.stderr
+    assert all(TOKEN not in json.dumps(entry.__dict__, default=str) for entry in hub.log)
