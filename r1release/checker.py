@@ -76,7 +76,7 @@ def run_rules(
     findings: list[Finding] = []
     for active in rules:
         rule = active.rule
-        if rule.deep and deep_scan is None:
+        if (rule.deep and deep_scan is None) or (rule.needs_card and card is None):
             continue
         ctx = Context(checkpoint, active.options, deep_scan, card)
         try:
@@ -128,7 +128,11 @@ def check(
     return Report(
         checkpoint=str(checkpoint.root),
         findings=sort_findings(findings),
-        rules_run=tuple(a.rule.name for a in rules if deep or not a.rule.deep),
+        rules_run=tuple(
+            a.rule.name
+            for a in rules
+            if (deep or not a.rule.deep) and (card is not None or not a.rule.needs_card)
+        ),
         deep=deep,
         files=tuple(digests),
     )

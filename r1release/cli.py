@@ -188,6 +188,12 @@ def check(
     from r1release.checker import check as run_check
 
     target = _target(ctx, path, model)
+    card = None
+    if target.model is not None and target.config is not None:
+        from r1release.card import ReleaseInfo, render_card
+
+        template = target.config.card_template()
+        card = render_card(target.checkpoint, target.model, ReleaseInfo(), template)
     with _deep_progress(target.checkpoint, enabled=deep) as progress:
         report = run_check(
             target.checkpoint,
@@ -196,6 +202,7 @@ def check(
             deep=deep,
             workers=workers,
             progress=progress,
+            card=card,
         )
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -325,7 +332,10 @@ def card(
             "the card needs its repo_id, base_model and dataset_name",
             hint="add the model to release.yaml and pass --model NAME",
         )
-    text = render_card(target.checkpoint, target.model, ReleaseInfo.from_environment(version))
+    template = target.config.card_template() if target.config else None
+    text = render_card(
+        target.checkpoint, target.model, ReleaseInfo.from_environment(version), template
+    )
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -437,6 +447,7 @@ def _release(
             settings=config.checks,
             config_path=config.path,
             fix=config.push.fix,
+            card_template=config.card_template(),
             progress=progress,
         )
     for finding in stage.report.warnings:

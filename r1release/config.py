@@ -94,6 +94,14 @@ class PushConfig:
 
 
 @dataclass(frozen=True)
+class CardConfig:
+    template: Path | None = field(
+        default=None,
+        metadata=_doc("Jinja template for the model card (README.md), relative to release.yaml."),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     models: tuple[ModelConfig, ...] = field(metadata=_doc("The models this repository releases."))
     version: Literal[1] = field(default=1, metadata=_doc("Version of the release.yaml format."))
@@ -103,7 +111,19 @@ class Config:
     )
     smoke: SmokeConfig = field(default_factory=SmokeConfig)
     push: PushConfig = field(default_factory=PushConfig)
+    card: CardConfig = field(default_factory=CardConfig)
     path: Path = field(default=Path(DEFAULT_CONFIG), metadata={"internal": True})
+
+    def card_template(self) -> str | None:
+        """The text of the configured card template, or None for the built-in one."""
+        if self.card.template is None:
+            return None
+        try:
+            return self.card.template.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"card.template {self.card.template}: cannot read ({exc})", file=self.path
+            ) from None
 
     def model(self, name: str) -> ModelConfig:
         for m in self.models:

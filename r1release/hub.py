@@ -291,22 +291,16 @@ def _operations(stage: Stage, plan: Plan) -> list[Any]:
 
 
 def _message(stage: Stage) -> str:
-    commit = _git_commit(stage)
+    commit = stage.release.git_commit
     return f"Release {stage.version}" + (f" ({commit[:12]})" if commit else "")
 
 
-def _git_commit(stage: Stage) -> str | None:
-    import re
-
-    match = re.search(r"git commit: `([0-9a-f]{40})`", stage.card)
-    return match.group(1) if match else None
-
-
 def _description(stage: Stage) -> str:
-    commit = _git_commit(stage)
     lines = [f"Released by r1release: {stage.model.name} {stage.version}."]
-    if commit:
-        lines.append(f"Git commit: {commit}")
+    if stage.release.git_commit:
+        lines.append(f"Git commit: {stage.release.git_commit}")
+    if stage.release.run_url:
+        lines.append(f"Workflow run: {stage.release.run_url}")
     return "\n".join(lines)
 
 

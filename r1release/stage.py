@@ -54,6 +54,7 @@ class StagedFile:
 class Stage:
     model: ModelConfig
     version: str
+    release: ReleaseInfo
     files: dict[str, StagedFile]
     card: str
     report: Report
@@ -125,7 +126,9 @@ def build_stage(
     for change in plan.changes if plan else ():
         files[change.path] = _in_memory(change.path, change.new_text.encode(), "fixed")
     files[CARD] = _in_memory(CARD, card.encode(), "card")
-    return Stage(model, version, dict(sorted(files.items())), card, report, plan, tuple(excluded))
+    return Stage(
+        model, version, release, dict(sorted(files.items())), card, report, plan, tuple(excluded)
+    )
 
 
 def _in_memory(path: str, content: bytes, origin: str) -> StagedFile:

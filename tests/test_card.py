@@ -159,3 +159,76 @@ def test_bad_template_is_a_clear_error(checkpoint, template):
     path = checkpoint()
     with pytest.raises(R1ReleaseError, match="model card template"):
         render_card(path, model_config(path), template=template)
+
+
+@pytest.mark.parametrize(
+    ("card", "messages"),
+    [
+        ("---\nlicense: mit\nbase_model: a/b\ndatasets: [d]\ntags: [open-r1]\n---\n# M\n", []),
+        (
+            "---\nlicense: null\nbase_model: a/b\ndatasets: [d]\ntags: [t]\n---\n",
+            ["metadata license is null", "metadata has no license"],
+        ),
+        (
+            "---\nlicence: mit\nbase_model: a/b\ndatasets: [d]\ntags: [t]\n---\n",
+            ["metadata has no license"],
+        ),
+        (
+            "---\nlicense: mit\nbase_model: a/b\ndatasets: [d, null]\ntags: [t]\n---\n",
+            ["metadata datasets[1] is null"],
+        ),
+        ("---\nlicense: [unclosed\n---\n", ["metadata is not valid YAML"]),
+        ("# no metadata\n", ["the card has no YAML metadata block"]),
+    ],
+)
+def test_card_metadata_rule(checkpoint, card, messages):
+    from r1release.checker import check
+
+    found = check(checkpoint(), card=card).by_rule("card-metadata")
+    assert [f.message.split(":")[0] for f in found] == [m.split(":")[0] for m in messages]
+
+
+def test_card_metadata_runs_only_with_a_card(checkpoint):
+    from r1release.checker import check
+
+    assert "card-metadata" not in check(checkpoint()).rules_run
+
+
+def test_check_with_model_validates_the_card(checkpoint, tmp_path):
+    path = checkpoint()
+    (tmp_path / "release.yaml").write_text(
+        f"version: 1\nmodels:\n  - name: tiny\n    checkpoint: {path}\n    repo_id: org/tiny\n"
+    )
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(main, ["check", "--format", "json"])
+    finally:
+        os.chdir(old)
+    report = json.loads(result.stdout)
+    assert "card-metadata" in report["rules_run"]
+    missing = {f["message"] for f in report["findings"] if f["rule"] == "card-metadata"}
+    # no license, base_model or datasets in release.yaml: the Hub card would lack them
+    assert missing == {
+        "metadata has no license",
+        "metadata has no base_model",
+        "metadata has no datasets",
+    }
+    assert result.exit_code == 1
+
+
+def test_card_template_from_release_yaml(checkpoint, tmp_path):
+    path = checkpoint()
+    (tmp_path / "card.md.j2").write_text("---\n{{ card_data }}\n---\n# {{ model.name }} custom\n")
+    (tmp_path / "release.yaml").write_text(
+        f"version: 1\nmodels:\n  - name: tiny\n    checkpoint: {path}\n    repo_id: org/tiny\n"
+        "card:\n  template: card.md.j2\n"
+    )
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(main, ["card"])
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.output
+    assert "# tiny custom" in result.stdout and "model_name: tiny" in result.stdout

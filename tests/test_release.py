@@ -37,9 +37,10 @@ def write_release_yaml(tmp_path: Path, checkpoint: Path, **extra: str) -> Path:
 
 
 def r1release(hub, cwd: Path, *args: str, token: str | None = TOKEN, env=None):
-    environment = client_env(hub, cwd / ".hf-home", token) | (env or {})
+    environment = client_env(hub, cwd / ".hf-home", token)
     environment.pop("CI", None)
     environment.pop("GITHUB_ACTIONS", None)
+    environment |= env or {}
     return subprocess.run(
         [sys.executable, "-m", "r1release.cli", *args],
         cwd=cwd,
@@ -261,3 +262,18 @@ def test_token_never_printed(hub, broken, tmp_path):
     for run in runs:
         assert TOKEN not in run.stdout + run.stderr
     assert all(TOKEN not in json.dumps(entry.__dict__, default=str) for entry in hub.log)
+
+
+def test_in_ci_release_publishes_and_uses_the_card_template(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken, card="{template: card.j2}")
+    (tmp_path / "card.j2").write_text("---\n{{ card_data }}\n---\n# {{ model.name }} (ours)\n")
+    env = {"CI": "true", "GITHUB_SHA": "c" * 40}
+    result = r1release(
+        hub, tmp_path, "release", "--model", "OpenR1-Tiny", "--version", "v1.0.0", env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert hub.commit_counts[REPO_ID] == 1
+    files = hub.files(REPO_ID, "v1.0.0")
+    assert files["README.md"].decode().split("---\n")[2].startswith("# OpenR1-Tiny (ours)")
+    [commit] = [c for c in hub.repo(REPO_ID).commits.values() if "v1.0.0" in c.title]
+    assert commit.title == "Release v1.0.0 (cccccccccccc)"

@@ -42,6 +42,7 @@ class Rule:
     fix: Callable[[Context], None] | None = None
     options: tuple[Option, ...] = ()
     deep: bool = False  # runs only with --deep (reads every byte)
+    needs_card: bool = False  # runs only when the release's model card is rendered
 
     @property
     def fixable(self) -> bool:

@@ -63,6 +63,7 @@ RULE = Rule(
     severity=Severity.ERROR,
     description="the model card's metadata parses, has no null and names the required fields",
     check=check,
+    needs_card=True,
     options=(
         Option(
             "required",
