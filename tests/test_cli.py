@@ -76,6 +76,7 @@ def _release_yaml(tmp_path, models):
     lines = ["version: 1", "models:"]
     for name, path in models.items():
         lines += [f"  - name: {name}", f"    checkpoint: {path}", f"    repo_id: org/{name}"]
+        lines += ["    license: mit", "    base_model: org/base", "    dataset_name: org/data"]
     (tmp_path / "release.yaml").write_text("\n".join(lines) + "\n")
 
 
