@@ -24,10 +24,17 @@ _EXPORTS = {
     "R1ReleaseError": "r1release.errors",
     "ConfigError": "r1release.errors",
     "REGISTRY": "r1release.rules",
+    "render_card": "r1release.card",
+    "ReleaseInfo": "r1release.card",
+    "build_stage": "r1release.stage",
+    "publish": "r1release.hub",
 }
 
 if TYPE_CHECKING:
     from r1release.api import fix, load_config
+    from r1release.card import ReleaseInfo, render_card
+    from r1release.hub import publish
+    from r1release.stage import build_stage
     from r1release.checker import check
     from r1release.checkpoint import Checkpoint
     from r1release.config import Config
@@ -53,12 +60,16 @@ __all__ = [
     "ConfigError",
     "Finding",
     "R1ReleaseError",
+    "ReleaseInfo",
     "Report",
     "Severity",
     "__version__",
     "apply_fixes",
+    "build_stage",
     "check",
     "fix",
     "load_config",
     "plan_fixes",
+    "publish",
+    "render_card",
 ]
