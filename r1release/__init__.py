@@ -33,15 +33,15 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from r1release.api import fix, load_config
     from r1release.card import ReleaseInfo, render_card
-    from r1release.hub import publish
-    from r1release.stage import build_stage
     from r1release.checker import check
     from r1release.checkpoint import Checkpoint
     from r1release.config import Config
     from r1release.errors import ConfigError, R1ReleaseError
     from r1release.findings import Finding, Report, Severity
     from r1release.fixes import apply_fixes, plan_fixes
+    from r1release.hub import publish
     from r1release.rules import REGISTRY
+    from r1release.stage import build_stage
 
 
 def __getattr__(name: str) -> Any:
