@@ -102,6 +102,11 @@ class _Group(click.Group):
 def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     """Check, fix, document and publish LLM training checkpoints."""
     ctx.obj = {"config_path": config_path, "debug": debug}
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from r1release.ci import mask_commands
+
+        for command in mask_commands():  # before anything else is printed
+            click.echo(command)
 
 
 def _target(ctx: click.Context, path: Path | None, model: str | None) -> Target:
@@ -161,7 +166,11 @@ _model_opt = click.option("--model", "-m", help="Model name from release.yaml.")
 @_model_opt
 @click.option("--deep", is_flag=True, help="Read every byte: sha256 of each file, NaN/Inf scan.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default=None,
+    help="Output format (default: github in GitHub Actions, else text).",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option(
@@ -204,10 +213,17 @@ def check(
             progress=progress,
             card=card,
         )
+    fmt = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
     if fmt == "json":
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_report(report)
+    if fmt == "github":
+        from r1release import ci
+
+        for line in ci.annotations(report):
+            click.echo(line)
+        ci.append_summary(ci.report_summary(report))
     sys.exit(EXIT_FINDINGS if report.failed(strict) else EXIT_OK)
 
 
@@ -439,7 +455,10 @@ def _release(
         f"({'dry run' if dry_run else 'publishing'})",
         err=True,
     )
-    with _deep_progress(model.checkpoint, enabled=True) as progress:
+    from r1release import ci
+
+    github = ci.in_github_actions()
+    with _deep_progress(model.checkpoint, enabled=True) as progress, _blocked_report(github):
         stage = build_stage(
             model,
             version,
@@ -460,6 +479,35 @@ def _release(
         log=lambda msg: click.echo(msg, err=True),
     )
     _print_plan(stage, result)
+    if github:
+        for line in ci.annotations(stage.report):
+            click.echo(line)
+        ci.append_summary(ci.release_summary(stage, result))
+    ci.write_outputs(
+        {
+            "repo_id": result.plan.repo_id,
+            "version": result.plan.version,
+            "revision": result.commit,
+            "commit_url": result.commit_url,
+            "dry_run": "true" if result.dry_run else "false",
+        }
+    )
+
+
+@contextmanager
+def _blocked_report(github: bool) -> Iterator[None]:
+    """In GitHub Actions, a release stopped by findings annotates them and fills the summary."""
+    from r1release import ci
+    from r1release.stage import ReleaseBlocked
+
+    try:
+        yield
+    except ReleaseBlocked as exc:
+        if github:
+            for line in ci.annotations(exc.report):
+                click.echo(line)
+            ci.append_summary(ci.report_summary(exc.report, "release stopped by findings"))
+        raise
 
 
 def _print_plan(stage: Any, result: Any) -> None:

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from r1release.checker import check
+
+from hubserver import client_env
 
 _DELETE = object()
 DELETE: Any = _DELETE
@@ -24,3 +28,39 @@ def edit_json(path: Path, name: str, **changes: Any) -> None:
 
 def rule_findings(path: Path, rule: str, **kwargs: Any) -> list[Any]:
     return list(check(path, **kwargs).by_rule(rule))
+
+
+REPO_ID = "org/OpenR1-Tiny"
+TOKEN = "hf_canary_token_9f3c1d"
+
+
+def write_release_yaml(tmp_path: Path, checkpoint: Path, **extra: str) -> Path:
+    lines = [
+        "version: 1",
+        "models:",
+        "  - name: OpenR1-Tiny",
+        f"    checkpoint: {checkpoint}",
+        f"    repo_id: {REPO_ID}",
+        "    base_model: Qwen/Qwen2.5-0.5B",
+        "    dataset_name: open-r1/Mixture-of-Thoughts",
+        "    license: apache-2.0",
+    ]
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    path = tmp_path / "release.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def r1release(hub, cwd: Path, *args: str, token: str | None = TOKEN, env=None):
+    environment = client_env(hub, cwd / ".hf-home", token)
+    environment.pop("CI", None)
+    environment.pop("GITHUB_ACTIONS", None)
+    environment |= env or {}
+    return subprocess.run(
+        [sys.executable, "-m", "r1release.cli", *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,42 +11,8 @@ import pytest
 from r1release.config import load
 from r1release.stage import build_stage
 
-from hubserver import client_env, run_client
-
-REPO_ID = "org/OpenR1-Tiny"
-TOKEN = "hf_canary_token_9f3c1d"
-
-
-def write_release_yaml(tmp_path: Path, checkpoint: Path, **extra: str) -> Path:
-    lines = [
-        "version: 1",
-        "models:",
-        "  - name: OpenR1-Tiny",
-        f"    checkpoint: {checkpoint}",
-        f"    repo_id: {REPO_ID}",
-        "    base_model: Qwen/Qwen2.5-0.5B",
-        "    dataset_name: open-r1/Mixture-of-Thoughts",
-        "    license: apache-2.0",
-    ]
-    lines += [f"{k}: {v}" for k, v in extra.items()]
-    path = tmp_path / "release.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def r1release(hub, cwd: Path, *args: str, token: str | None = TOKEN, env=None):
-    environment = client_env(hub, cwd / ".hf-home", token)
-    environment.pop("CI", None)
-    environment.pop("GITHUB_ACTIONS", None)
-    environment |= env or {}
-    return subprocess.run(
-        [sys.executable, "-m", "r1release.cli", *args],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from helpers import REPO_ID, TOKEN, r1release, write_release_yaml
+from hubserver import run_client
 
 
 def digests(path: Path) -> dict[str, str]:

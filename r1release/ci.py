@@ -1,0 +1,128 @@
+"""GitHub Actions output: annotations, the step summary, step outputs and token masking.
+
+Pure functions that build text, plus two small writers for the files GitHub names in
+``GITHUB_OUTPUT`` and ``GITHUB_STEP_SUMMARY``; the CLI decides when to use them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from r1release.findings import Finding, Report
+
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def in_github_actions(env: Mapping[str, str] | None = None) -> bool:
+    return (os.environ if env is None else env).get("GITHUB_ACTIONS") == "true"
+
+
+def mask_commands(env: Mapping[str, str] | None = None) -> list[str]:
+    """``::add-mask::`` for every token in the environment, printed before anything else."""
+    env = os.environ if env is None else env
+    return [f"::add-mask::{env[name]}" for name in TOKEN_VARIABLES if env.get(name)]
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def repo_path(checkpoint: str | Path, file: str | None, workspace: str | None = None) -> str:
+    """A finding's file relative to the repository root (``GITHUB_WORKSPACE``) when inside it."""
+    full = Path(checkpoint, file) if file else Path(checkpoint)
+    root = Path(workspace or os.environ.get("GITHUB_WORKSPACE") or os.getcwd())
+    try:
+        return Path(os.path.abspath(full)).relative_to(os.path.abspath(root)).as_posix()
+    except ValueError:
+        return os.path.abspath(full)
+
+
+def annotation(finding: Finding, checkpoint: str | Path, workspace: str | None = None) -> str:
+    """One ``::error``/``::warning`` workflow command for a finding."""
+    level = "error" if finding.severity.value == "error" else "warning"
+    props = {
+        "file": repo_path(checkpoint, finding.file, workspace),
+        "title": f"{finding.rule} ({finding.rule_id})",
+    }
+    message = finding.message + (f" (hint: {finding.hint})" if finding.hint else "")
+    joined = ",".join(f"{k}={_escape_property(v)}" for k, v in props.items())
+    return f"::{level} {joined}::{_escape_data(message)}"
+
+
+def annotations(report: Report, workspace: str | None = None) -> list[str]:
+    return [annotation(f, report.checkpoint, workspace) for f in report.findings]
+
+
+def findings_table(findings: Iterable[Finding]) -> str:
+    rows = ["| severity | rule | file | message |", "|---|---|---|---|"]
+    for f in findings:
+        cells = [
+            f.severity.value,
+            f"`{f.rule}`",
+            f"`{f.file}`" if f.file else "",
+            f.message.replace("|", "\\|"),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def report_summary(report: Report, title: str | None = None) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: a headline and the findings table."""
+    lines = [f"### {title or 'r1release check'}: `{report.checkpoint}`", ""]
+    if report.findings:
+        lines.append(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+        lines += ["", findings_table(report.findings)]
+    else:
+        lines.append(f"No findings ({len(report.rules_run)} rules).")
+    return "\n".join(lines) + "\n"
+
+
+def release_summary(stage: Any, result: Any) -> str:
+    """Markdown for a release: the plan, the Hub links, and the findings (warnings) table."""
+    plan = result.plan
+    endpoint = result.commit_url.split(f"/{plan.repo_id}/", 1)[0]
+    state = "dry run" if result.dry_run else ("already released" if plan.noop else "released")
+    lines = [
+        f"### r1release: {stage.model.name} {plan.version} ({state})",
+        "",
+        f"- repository: [{plan.repo_id}]({endpoint}/{plan.repo_id})"
+        + (" (private)" if plan.private else ""),
+        f"- tag: [{plan.version}]({endpoint}/{plan.repo_id}/tree/{plan.version})",
+    ]
+    if result.commit:
+        lines.append(f"- commit: [{result.commit[:12]}]({result.commit_url})")
+    lines += ["", "| file | state | size |", "|---|---|---|"]
+    lines += [f"| `{a.path}` | {a.state} | {a.size} |" for a in plan.actions]
+    lines += [f"| `{p}` | excluded (training state) | |" for p in stage.excluded]
+    if stage.report.findings:
+        lines += ["", findings_table(stage.report.findings)]
+    return "\n".join(lines) + "\n"
+
+
+def append_summary(markdown: str, env: Mapping[str, str] | None = None) -> None:
+    path = (os.environ if env is None else env).get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+
+
+def write_outputs(values: Mapping[str, str], env: Mapping[str, str] | None = None) -> None:
+    """Append ``name=value`` pairs to ``$GITHUB_OUTPUT`` (heredoc syntax for multi-line)."""
+    path = (os.environ if env is None else env).get("GITHUB_OUTPUT")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as fh:
+        for name, value in values.items():
+            if "\n" in value:
+                delimiter = f"r1release_{secrets.token_hex(8)}"
+                fh.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+            else:
+                fh.write(f"{name}={value}\n")
