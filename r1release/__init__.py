@@ -28,6 +28,9 @@ _EXPORTS = {
     "ReleaseInfo": "r1release.card",
     "build_stage": "r1release.stage",
     "publish": "r1release.hub",
+    "finalize": "r1release.training",
+    "R1ReleaseCallback": "r1release.training",
+    "FinalizeError": "r1release.training",
 }
 
 if TYPE_CHECKING:
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
     from r1release.hub import publish
     from r1release.rules import REGISTRY
     from r1release.stage import build_stage
+    from r1release.training import FinalizeError, R1ReleaseCallback, finalize
 
 
 def __getattr__(name: str) -> Any:
@@ -58,7 +62,9 @@ __all__ = [
     "Checkpoint",
     "Config",
     "ConfigError",
+    "FinalizeError",
     "Finding",
+    "R1ReleaseCallback",
     "R1ReleaseError",
     "ReleaseInfo",
     "Report",
@@ -67,6 +73,7 @@ __all__ = [
     "apply_fixes",
     "build_stage",
     "check",
+    "finalize",
     "fix",
     "load_config",
     "plan_fixes",

@@ -160,7 +160,7 @@ A text-generation model released with r1release.
 ```python
 from transformers import pipeline
 
-generator = pipeline("text-generation", model="{{ model.repo_id }}"\
+generator = pipeline("text-generation", model="{{ model_ref }}"\
 {% if release.version %}, revision="{{ release.version }}"{% endif %})
 messages = [{"role": "user", "content": "What is 7 * 6?"}]
 output = generator(messages, max_new_tokens=512, return_full_text=False)
@@ -217,8 +217,12 @@ def render_card(
     model: ModelConfig,
     release: ReleaseInfo | None = None,
     template: str | None = None,
+    model_ref: str | None = None,
 ) -> str:
-    """The complete README.md model card for ``model`` at ``checkpoint``."""
+    """The complete README.md model card for ``model`` at ``checkpoint``.
+
+    ``model_ref`` is what the quick-start snippet loads (default: the Hub repo id).
+    """
     import jinja2
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
@@ -231,6 +235,7 @@ def render_card(
         text = compiled.render(
             card_data=card_data(model, summary).to_yaml(),
             model=model,
+            model_ref=model_ref or model.repo_id,
             base_link=_link(model.base_model, ""),
             dataset_link=_link(model.dataset_name, "datasets/"),
             release=release or ReleaseInfo(),

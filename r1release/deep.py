@@ -26,7 +26,12 @@ import numpy as np
 from r1release.checkpoint import Checkpoint, FileEntry, HeaderError, TensorInfo
 from r1release.findings import FileDigest
 
-CHUNK = 8 * 1024 * 1024
+# Bytes read at a time. Small enough that the buffer stays in a core's L2 between the copy
+# from the page cache, the sha256 and the scan: an 8 MiB buffer spills to L3/DRAM and the
+# copy then costs ~8% of the hashing time on a CPU without SHA extensions (5% at 1 MiB),
+# and a larger share where sha256 is faster.
+CHUNK = 1024 * 1024
+PROGRESS_STEP = 8 * 1024 * 1024  # report progress in steps of at least this many bytes
 BLOCK = 128 * 1024  # bytes counted at a time when a piece holds non-finite values
 
 # dtype -> (unsigned view, mask clearing the sign bit, smallest non-finite bit pattern)
@@ -113,7 +118,7 @@ def _scan_file(
     view = memoryview(bytearray(CHUNK))
     tensors = [t for _, t in job.tensors]
     state = _ScanState()
-    offset = 0
+    offset = reported = 0
     with open(path, "rb", buffering=0) as fh:
         if job.data_start:  # the header, so that chunks line up with the data section
             head = fh.read(job.data_start)
@@ -125,8 +130,11 @@ def _scan_file(
             if tensors:
                 _scan_chunk(chunk, offset - job.data_start, tensors, state)
             offset += n
-            if progress is not None:
-                progress(n)
+            if progress is not None and offset - reported >= PROGRESS_STEP:
+                progress(offset - reported)
+                reported = offset
+    if progress is not None and offset > reported:
+        progress(offset - reported)
     bad = [(job.tensors[i][0], c) for i, c in sorted(state.counts.items()) if c]
     return sha.hexdigest(), bad, offset
 

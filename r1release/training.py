@@ -1,0 +1,296 @@
+"""The end of a training script, done right: ``finalize(trainer, tokenizer, dataset_name=...)``.
+
+It does open-r1's save-and-push sequence in its order — align EOS, ``save_model``, on the
+main process the model card and ``use_cache``, evaluate when asked, push when asked — with
+the field's failures corrected:
+
+- EOS is aligned without dropping stop tokens (the tokenizer's EOS first, the others kept);
+- ``use_cache`` is restored in ``config.json`` *and* ``generation_config.json``;
+- the card is r1release's (titled, tagged, licensed when a license is given);
+- it is safe to call on every rank: collective work (``save_model``, ``evaluate``) runs on
+  all ranks, files are written and the Hub is called on the main process only, and every
+  rank meets at a barrier after each main-process step, so none is left waiting;
+- the push is synchronous and verified (one commit, a tag, hashes checked);
+- the saved directory is checked, and every error-severity finding is raised in one error.
+
+This is the only module that imports transformers' training classes; ``r1release`` imports
+it only when ``finalize`` or ``R1ReleaseCallback`` is first used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from r1release.errors import R1ReleaseError
+from r1release.findings import Finding, Report
+
+logger = logging.getLogger("r1release")
+
+# Rules that make no sense on an intermediate checkpoint-* (they hold optimizer state).
+_CALLBACK_OFF = ("leftovers",)
+
+
+class FinalizeError(R1ReleaseError):
+    """The saved checkpoint has error-severity findings, or the push failed."""
+
+    def __init__(self, message: str, findings: Sequence[Finding] = (), hint: str | None = None):
+        self.findings = tuple(findings)
+        super().__init__(message, hint=hint)
+
+
+@dataclass
+class FinalizeResult:
+    output_dir: Path
+    report: Report
+    fixed_files: tuple[str, ...] = ()
+    eval_metrics: dict[str, float] = field(default_factory=dict)
+    commit_url: str | None = None
+    is_main_process: bool = True
+
+
+def finalize(
+    trainer: Any,
+    tokenizer: Any = None,
+    *,
+    dataset_name: str | None,
+    tags: Sequence[str] = ("open-r1",),
+    push_to_hub: bool | None = None,
+    do_eval: bool | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    hub_model_id: str | None = None,
+    version: str | None = None,
+    base_model: str | None = None,
+    license: str | None = None,
+    model_name: str | None = None,
+    private: bool = True,
+) -> FinalizeResult:
+    """Save, fix, document, check, evaluate and (optionally) publish the trained model.
+
+    Defaults come from ``trainer.args`` (``output_dir``, ``push_to_hub``, ``hub_model_id``,
+    ``do_eval``). Call it on every rank. Raises :class:`FinalizeError` (on every rank) when
+    the saved checkpoint has error findings or the push fails.
+    """
+    args = trainer.args
+    out = Path(output_dir or args.output_dir)
+    push = bool(args.push_to_hub if push_to_hub is None else push_to_hub)
+    evaluate = bool(args.do_eval if do_eval is None else do_eval)
+    tokenizer = tokenizer if tokenizer is not None else getattr(trainer, "processing_class", None)
+    main = trainer.is_world_process_zero()
+
+    # 1. Align EOS in memory on every rank, so the saved generation config stops.
+    _align_generation_eos(trainer.model, tokenizer)
+    # 2. Save: collective under DeepSpeed ZeRO-3 / FSDP, so every rank calls it. With
+    # push_to_hub set, Trainer.save_model also starts its own asynchronous "Model save" push
+    # of the unfixed files; finalize publishes once, verified, so that push is suppressed.
+    pushing = getattr(args, "push_to_hub", False)
+    args.push_to_hub = False
+    try:
+        trainer.save_model(str(out))
+    finally:
+        args.push_to_hub = pushing
+    # 3. Main process: tokenizer, fixes (EOS lists, use_cache in both files), card, check.
+    failure: str | None = None
+    report = Report(str(out), ())
+    fixed: tuple[str, ...] = ()
+    model_config = _model_config(
+        trainer, out, dataset_name, tags, hub_model_id, base_model, license, model_name, private
+    )
+    if main:
+        try:
+            fixed, report = _write_and_check(trainer, tokenizer, out, model_config, version)
+        except R1ReleaseError as exc:
+            failure = str(exc)
+        if failure is None and report.errors:
+            failure = _findings_message(out, report.errors)
+    failure = _broadcast(trainer, failure)
+    if failure is not None:
+        raise FinalizeError(failure, report.errors if main else ())
+    trainer.model.config.use_cache = True  # for anything the script does next
+    # 4. Evaluate when asked (collective); metrics land in all_results.json for the card.
+    metrics: dict[str, float] = {}
+    if evaluate:
+        metrics = trainer.evaluate()
+        if main:
+            trainer.log_metrics("eval", metrics)
+            trainer.save_metrics("eval", metrics)
+            _write_card(out, model_config, version)
+    _barrier(trainer)
+    # 5. Push when asked: main process only, synchronous and verified; all ranks wait for it.
+    commit_url = None
+    if push:
+        result: str | None = None
+        if main:
+            try:
+                commit_url = _publish(out, model_config, version or _default_version(trainer))
+            except R1ReleaseError as exc:
+                result = f"push failed: {exc}"
+        result = _broadcast(trainer, result)
+        if result is not None:
+            raise FinalizeError(result)
+    return FinalizeResult(out, report, fixed, metrics, commit_url, main)
+
+
+def _align_generation_eos(model: Any, tokenizer: Any) -> None:
+    from r1release.rules.base import as_ids, with_first
+
+    generation = getattr(model, "generation_config", None)
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if generation is None or eos is None:
+        return
+    stops = as_ids(generation.eos_token_id)
+    if eos not in stops:
+        generation.eos_token_id = with_first(stops, int(eos)) if stops else int(eos)
+
+
+def _model_config(
+    trainer: Any,
+    out: Path,
+    dataset_name: str | None,
+    tags: Sequence[str],
+    hub_model_id: str | None,
+    base_model: str | None,
+    license: str | None,
+    model_name: str | None,
+    private: bool,
+) -> Any:
+    from r1release.config import ModelConfig
+
+    name = model_name or out.name
+    repo_id = hub_model_id or getattr(trainer.args, "hub_model_id", None) or f"local/{name}"
+    if base_model is None:
+        source = getattr(trainer.model.config, "_name_or_path", "") or ""
+        base_model = source if _looks_like_hub_id(source) else None
+    return ModelConfig(
+        name=name,
+        checkpoint=out,
+        repo_id=repo_id,
+        base_model=base_model,
+        dataset_name=dataset_name,
+        license=license,
+        tags=tuple(tags),
+        private=private,
+    )
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    parts = text.split("/")
+    return len(parts) == 2 and all(parts) and not Path(text).exists()
+
+
+def _write_and_check(
+    trainer: Any, tokenizer: Any, out: Path, model_config: Any, version: str | None
+) -> tuple[tuple[str, ...], Report]:
+    from r1release.checker import check
+    from r1release.config import RuleSetting
+    from r1release.fixes import apply_fixes, plan_fixes
+
+    if tokenizer is not None and not (out / "tokenizer_config.json").exists():
+        tokenizer.save_pretrained(str(out))
+    plan = plan_fixes(out)
+    apply_fixes(plan)
+    _write_card(out, model_config, version)
+    # expected-tensors (when registered) needs the deep pass; finite-weights comes with it.
+    settings = {"leftovers": RuleSetting(severity="off")}
+    report = check(out, settings=settings, deep=True)
+    return tuple(c.path for c in plan.changes), report
+
+
+def _write_card(out: Path, model_config: Any, version: str | None) -> None:
+    from r1release.card import ReleaseInfo, render_card
+    from r1release.fixes import atomic_write
+
+    local = model_config.repo_id.startswith("local/")
+    card = render_card(
+        out,
+        model_config,
+        ReleaseInfo.from_environment(version),
+        model_ref=str(out) if local else None,
+    )
+    atomic_write(out / "README.md", card)
+
+
+def _publish(out: Path, model_config: Any, version: str) -> str:
+    from r1release.card import ReleaseInfo
+    from r1release.hub import publish
+    from r1release.stage import build_stage
+
+    if model_config.repo_id.startswith("local/"):
+        raise FinalizeError(
+            "push_to_hub needs a Hub repository",
+            hint="set hub_model_id='owner/name' (argument or TrainingArguments)",
+        )
+    stage = build_stage(model_config, version, release=ReleaseInfo.from_environment(version))
+    result = publish(stage, log=logger.info)
+    logger.info("pushed %s %s: %s", model_config.repo_id, version, result.commit_url)
+    return result.commit_url
+
+
+def _default_version(trainer: Any) -> str:
+    return f"step-{trainer.state.global_step}"
+
+
+def _findings_message(out: Path, errors: Sequence[Finding]) -> str:
+    lines = "; ".join(f"{f.rule} ({f.file or out.name}): {f.message}" for f in errors)
+    return f"{out}: {len(errors)} error finding(s): {lines}"
+
+
+def _barrier(trainer: Any) -> None:
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
+
+
+def _broadcast(trainer: Any, value: str | None) -> str | None:
+    """The main process's ``value`` on every rank (a barrier, too)."""
+    accelerator = getattr(trainer, "accelerator", None)
+    if accelerator is None or accelerator.num_processes <= 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    box = [value]
+    broadcast_object_list(box, from_process=0)
+    return box[0]
+
+
+# ------------------------------------------------------------------------------ callback
+
+
+class R1ReleaseCallback(TrainerCallback):
+    """Checks each saved ``checkpoint-*`` on the main process and logs the findings.
+
+    ``fail_on_error=True`` stops training (raising :class:`FinalizeError`) at the first
+    checkpoint with an error finding; ``deep=True`` also hashes and scans every tensor.
+    Training state (optimizer, RNG) is expected there, so the leftovers rule is off.
+    """
+
+    def __init__(self, fail_on_error: bool = False, deep: bool = False) -> None:
+        self.fail_on_error = fail_on_error
+        self.deep = deep
+        self.reports: dict[int, Report] = {}
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        if not state.is_world_process_zero:
+            return control
+        from r1release.checker import check
+        from r1release.config import RuleSetting
+
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if not path.is_dir():
+            return control
+        settings = {name: RuleSetting(severity="off") for name in _CALLBACK_OFF}
+        report = check(path, settings=settings, deep=self.deep)
+        self.reports[state.global_step] = report
+        for finding in report.findings:
+            log = logger.error if finding.severity.value == "error" else logger.warning
+            log("r1release: %s: %s: %s", finding.rule, finding.file or path.name, finding.message)
+        if report.errors and self.fail_on_error:
+            control.should_training_stop = True
+            raise FinalizeError(_findings_message(path, report.errors), report.errors)
+        return control
