@@ -112,7 +112,7 @@ def plan_release(api: Any, stage: Stage, *, revision: str = "main") -> Plan:
             _message(stage),
         )
     except Exception as exc:
-        raise _hub_error("reading the repository's refs", exc) from None
+        raise _hub_error("reading the repository's refs", exc, wrote=False) from None
     heads = {b.name: b.target_commit for b in refs.branches}
     tags = {t.name: t.target_commit for t in refs.tags}
     head = heads.get(revision)
@@ -248,7 +248,7 @@ def _remote_files(api: Any, repo_id: str, revision: str) -> dict[str, RemoteFile
             if isinstance(e, RepoFile)
         }
     except Exception as exc:
-        raise _hub_error(f"listing the files at {revision}", exc) from None
+        raise _hub_error(f"listing the files at {revision}", exc, wrote=False) from None
 
 
 def _matches(local: StagedFile, remote: RemoteFile) -> bool:
@@ -315,14 +315,16 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise _hub_error(what, exc) from None
 
 
-def _hub_error(what: str, exc: Exception) -> PublishError:
+def _hub_error(what: str, exc: Exception, wrote: bool = True) -> PublishError:
     from huggingface_hub.errors import HfHubHTTPError
 
     status = ""
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         status = f"HTTP {exc.response.status_code}: "
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return PublishError(
-        f"Hub request failed while {what}: {status}{detail[:300]}",
-        hint="no tag was created; running the release again is safe and completes it",
+    hint = (
+        "no tag was created; running the release again is safe and completes it"
+        if wrote
+        else "nothing was written; check HF_ENDPOINT, the network and the token, then rerun"
     )
+    return PublishError(f"Hub request failed while {what}: {status}{detail[:300]}", hint=hint)
