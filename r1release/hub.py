@@ -18,6 +18,12 @@ from r1release.errors import R1ReleaseError
 from r1release.stage import Stage, StagedFile
 
 KEEP_ON_HUB = frozenset({".gitattributes"})
+# Transient failures (429, 5xx, dropped connections) are retried after these delays, or after
+# the server's Retry-After when it sends one (capped). R1RELEASE_RETRY_SCALE scales them
+# (tests set 0 so they never sleep for real); permanent 4xx errors are never retried.
+RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
+MAX_RETRY_AFTER = 60.0
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 FileState = Literal["new", "changed", "unchanged", "deleted"]
 Log = Callable[[str], None]
 
@@ -92,12 +98,11 @@ def make_api(token: str | None = None) -> Any:
 
 def plan_release(api: Any, stage: Stage, *, revision: str = "main") -> Plan:
     """Compare the staged files with the Hub; sends only read (GET) requests."""
-    from huggingface_hub.errors import RepositoryNotFoundError
-
     model = stage.model
-    try:
-        refs = api.list_repo_refs(model.repo_id)
-    except RepositoryNotFoundError:
+    refs = _retry(
+        "reading the repository's refs", lambda: _refs_or_none(api, model.repo_id), wrote=False
+    )
+    if refs is None:
         return Plan(
             model.repo_id,
             revision,
@@ -111,8 +116,6 @@ def plan_release(api: Any, stage: Stage, *, revision: str = "main") -> Plan:
             _actions(stage, {}),
             _message(stage),
         )
-    except Exception as exc:
-        raise _hub_error("reading the repository's refs", exc, wrote=False) from None
     heads = {b.name: b.target_commit for b in refs.branches}
     tags = {t.name: t.target_commit for t in refs.tags}
     head = heads.get(revision)
@@ -177,23 +180,14 @@ def publish(
             private=plan.private,
             exist_ok=True,
         )
+        plan = plan_release(api, stage, revision=revision)  # the Hub's initial commit
     commit, created = plan.head or "", False
     if plan.needs_commit:
         say(
             f"committing {plan.count('new') + plan.count('changed')} file(s), "
             f"deleting {plan.count('deleted')}: {plan.commit_message}"
         )
-        info = _call(
-            "committing the release",
-            api.create_commit,
-            plan.repo_id,
-            _operations(stage, plan),
-            commit_message=plan.commit_message,
-            commit_description=_description(stage),
-            revision=revision,
-            parent_commit=plan.head,
-        )
-        commit, created = info.oid, True
+        commit, created = _commit_once(api, stage, plan, say)
     if plan.tag_target and plan.tag_target != commit:  # --force: move the tag
         say(f"moving tag {plan.version} from {plan.tag_target[:12]} to {commit[:12]}")
         _call("deleting the old tag", api.delete_tag, plan.repo_id, tag=plan.version)
@@ -211,6 +205,57 @@ def publish(
     return PublishResult(
         plan, commit, _commit_url(endpoint, plan.repo_id, commit), created, True, True
     )
+
+
+def _refs_or_none(api: Any, repo_id: str) -> Any:
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return api.list_repo_refs(repo_id)
+    except RepositoryNotFoundError:
+        return None
+
+
+def _commit_once(api: Any, stage: Stage, plan: Plan, say: Log) -> tuple[str, bool]:
+    """Make the release's single commit, even across retries, lost replies and rivals.
+
+    The commit names the planned head as its parent, so the Hub refuses it (412) when the
+    branch moved. After any failure the Hub is read again: if the branch already holds
+    exactly the staged files — the commit landed but its reply was lost, or a concurrent
+    release of the same files won — that commit is the release's and nothing is resent.
+    """
+    operations = _operations(stage, plan)
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            info = api.create_commit(
+                plan.repo_id,
+                operations,
+                commit_message=plan.commit_message,
+                commit_description=_description(stage),
+                revision=plan.revision,
+                parent_commit=plan.head,
+            )
+            return info.oid, True
+        except Exception as exc:
+            current = plan_release(api, stage, revision=plan.revision)
+            if current.tag_matches or current.head_matches:
+                say(
+                    "the Hub already holds these files (the commit landed, or a concurrent "
+                    "release did); not committing again"
+                )
+                return (current.tag_target if current.tag_matches else current.head) or "", False
+            if current.head != plan.head:
+                raise PublishError(
+                    f"{plan.repo_id}: {plan.revision} moved to {(current.head or '')[:12]} while "
+                    "releasing (another commit landed); no tag was created",
+                    hint="run the release again: it plans against the new head",
+                ) from None
+            if delay is None or not transient(exc):
+                raise _hub_error("committing the release", exc) from None
+            wait = min(_retry_after(exc) or delay, MAX_RETRY_AFTER)
+            say(f"committing: {_status(exc) or type(exc).__name__}; retrying in {wait:.0f}s")
+            _sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def verify(api: Any, stage: Stage, revision: str) -> None:
@@ -240,15 +285,15 @@ def verify(api: Any, stage: Stage, revision: str) -> None:
 def _remote_files(api: Any, repo_id: str, revision: str) -> dict[str, RemoteFile]:
     from huggingface_hub.hf_api import RepoFile
 
-    try:
+    def listing() -> dict[str, RemoteFile]:
         entries = api.list_repo_tree(repo_id, recursive=True, revision=revision)
         return {
             e.path: RemoteFile(e.path, e.size, e.blob_id, e.lfs.sha256 if e.lfs else None)
             for e in entries
             if isinstance(e, RepoFile)
         }
-    except Exception as exc:
-        raise _hub_error(f"listing the files at {revision}", exc, wrote=False) from None
+
+    return _retry(f"listing the files at {revision}", listing, wrote=False)
 
 
 def _matches(local: StagedFile, remote: RemoteFile) -> bool:
@@ -309,10 +354,52 @@ def _commit_url(endpoint: str, repo_id: str, commit: str) -> str:
 
 
 def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, retrying transient failures; a PublishError otherwise."""
+    return _retry(what, lambda: fn(*args, **kwargs), wrote=True)
+
+
+def _retry(what: str, attempt: Callable[[], Any], *, wrote: bool) -> Any:
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            return attempt()
+        except Exception as exc:
+            if delay is None or not transient(exc):
+                raise _hub_error(what, exc, wrote=wrote) from None
+            _sleep(min(_retry_after(exc) or delay, MAX_RETRY_AFTER))
+    raise AssertionError("unreachable")
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure worth retrying: 408/429/5xx, or the connection failed or dropped."""
+    status = _status(exc)
+    if status is not None:
+        return status in TRANSIENT_STATUS
+    return type(exc).__module__.split(".")[0] in ("httpx2", "httpcore2") or isinstance(
+        exc, (ConnectionError, TimeoutError)
+    )
+
+
+def _status(exc: BaseException) -> int | None:
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
     try:
-        return fn(*args, **kwargs)
-    except Exception as exc:
-        raise _hub_error(what, exc) from None
+        return float(headers.get("Retry-After"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _sleep(seconds: float) -> None:
+    import time
+
+    scale = float(os.environ.get("R1RELEASE_RETRY_SCALE", "1") or 1)
+    if seconds * scale > 0:
+        time.sleep(seconds * scale)
 
 
 def _hub_error(what: str, exc: Exception, wrote: bool = True) -> PublishError:

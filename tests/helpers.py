@@ -52,7 +52,7 @@ def write_release_yaml(tmp_path: Path, checkpoint: Path, **extra: str) -> Path:
 
 
 def r1release(hub, cwd: Path, *args: str, token: str | None = TOKEN, env=None):
-    environment = client_env(hub, cwd / ".hf-home", token)
+    environment = client_env(hub, cwd / ".hf-home", token) | {"R1RELEASE_RETRY_SCALE": "0"}
     environment.pop("CI", None)
     environment.pop("GITHUB_ACTIONS", None)
     environment |= env or {}

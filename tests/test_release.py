@@ -170,21 +170,35 @@ def test_rerun_is_a_noop_and_different_content_is_refused(hub, broken, tmp_path)
 def test_failed_push_leaves_no_tag_and_rerun_completes(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken)
     args = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
-    hub.fail("POST", r"/commit/", status=500)
+    commit_fault = hub.fail("POST", r"/commit/", status=500, times=100)
     failed = r1release(hub, tmp_path, *args)
     assert failed.returncode == 1
     assert "Hub request failed while committing the release: HTTP 500" in failed.stderr
     assert "running the release again is safe" in failed.stderr
+    assert 1 < commit_fault.hits <= 6  # retried, but bounded
     assert "v1.0.0" not in hub.repo(REPO_ID).tags
-    # the commit lands but its reply is lost: still no tag, and the rerun adds no commit
-    hub.fail("POST", r"/commit/", status=500, after=True)
-    lost = r1release(hub, tmp_path, *args)
-    assert lost.returncode == 1 and "v1.0.0" not in hub.repo(REPO_ID).tags
+    commit_fault.times = commit_fault.hits  # the Hub recovers
+    # the commit lands but the tag request keeps failing: still no tag
+    tag_fault = hub.fail("POST", r"/tag/", status=503, times=100)
+    no_tag = r1release(hub, tmp_path, *args)
+    assert no_tag.returncode == 1 and "creating the tag" in no_tag.stderr
+    assert "v1.0.0" not in hub.repo(REPO_ID).tags
     assert hub.commit_counts[REPO_ID] == 1
+    tag_fault.times = tag_fault.hits
     done = r1release(hub, tmp_path, *args)
     assert done.returncode == 0, done.stderr
-    assert hub.commit_counts[REPO_ID] == 1
+    assert hub.commit_counts[REPO_ID] == 1  # the rerun tags the existing commit
     assert "commit: none needed" in done.stdout
+    assert hub.repo(REPO_ID).tags["v1.0.0"] == hub.repo(REPO_ID).branches["main"]
+
+
+def test_lost_commit_reply_is_recognised(hub, broken, tmp_path):
+    write_release_yaml(tmp_path, broken)
+    hub.fail("POST", r"/commit/", status=500, after=True)  # the commit lands, the reply is lost
+    result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    assert result.returncode == 0, result.stderr
+    assert "not committing again" in result.stderr
+    assert hub.commit_counts[REPO_ID] == 1
     assert hub.repo(REPO_ID).tags["v1.0.0"] == hub.repo(REPO_ID).branches["main"]
 
 
@@ -215,7 +229,7 @@ def test_release_from_tag(hub, broken, tmp_path):
 
 def test_token_never_printed(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken)
-    hub.fail("POST", r"/commit/", status=500, body=f"echo: Bearer {TOKEN}")
+    hub.fail("POST", r"/commit/", status=500, times=100, body=f"echo: Bearer {TOKEN}")
     runs = [
         r1release(hub, tmp_path, "release", "--model", "OpenR1-Tiny", "--version", "v1.0.0"),
         r1release(
