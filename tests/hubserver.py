@@ -27,6 +27,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -145,6 +146,7 @@ class Fault:
     headers: dict[str, str]
     after: bool
     hits: int = 0
+    delay: float = 0.0
 
 
 class HubError(Exception):
@@ -259,6 +261,7 @@ class HubServer:
         self.log: list[LogEntry] = []
         self.commit_counts: Counter[str] = Counter()  # commits made through the API, per repo id
         self._faults: list[Fault] = []
+        self._slow: list[Fault] = []
         self._repos: dict[tuple[str, str], Repo] = {}
         self._blobs: dict[str, bytes] = {}
         self._uploads: dict[str, _Upload] = {}
@@ -328,6 +331,25 @@ class HubServer:
         with self._lock:
             self._faults.append(fault)
         return fault
+
+    def slow(self, method: str, path_regex: str, seconds: float, times: int = 1) -> Fault:
+        """Delay the next `times` matching requests by `seconds` before they are served."""
+        fault = Fault(
+            method.upper(), re.compile(path_regex), 0, times, None, False, None, {}, False
+        )
+        fault.delay = seconds
+        with self._lock:
+            self._slow.append(fault)
+        return fault
+
+    def _take_delay(self, method: str, path: str) -> float:
+        with self._lock:
+            for fault in self._slow:
+                live = fault.hits < fault.times and fault.method in ("*", method)
+                if live and fault.pattern.search(path):
+                    fault.hits += 1
+                    return fault.delay
+        return 0.0
 
     def _take_fault(self, method: str, path: str, after: bool) -> Fault | None:
         with self._lock:
@@ -796,6 +818,10 @@ class HubServer:
         entry = LogEntry(method, unquote(split.path), kind, len(body))
         with self._lock:
             self.log.append(entry)
+        delay = self._take_delay(method, entry.path)
+        if delay:
+            entry.fault = f"slowed {delay:g}s"
+            time.sleep(delay)
         fault = self._take_fault(method, entry.path, after=False)
         if fault is None:
             user, valid = self._user(auth)

@@ -139,6 +139,17 @@ def test_a_model_that_does_not_load_is_reported(model):
     edit_json(model, "config.json", hidden_size=32)  # the weights are 16 wide
     [finding] = findings(model, max_new_tokens=4)
     assert finding.message.startswith("smoke generation could not run: the model does not load")
+    assert "expected-tensors" in finding.hint
+
+
+def test_a_template_that_does_not_render_is_reported(model):
+    (model / "chat_template.jinja").write_text("{{ raise_exception('system turn required') }}")
+    [finding] = findings(model, max_new_tokens=4)
+    assert finding.message.startswith(
+        "smoke generation could not run: the chat template (chat_template.jinja) does not "
+        "render the prompt"
+    )
+    assert "system turn required" in finding.message
 
 
 def test_rule_metadata():
