@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1release.checkpoint import Checkpoint
+from r1release.checkpoint import MAX_JSON, Checkpoint
 from r1release.config import ModelConfig
 from r1release.errors import FileUnreadable, R1ReleaseError
 
@@ -92,11 +92,12 @@ def training_summary(checkpoint: Checkpoint) -> TrainingSummary:
 
 
 def _json_or_empty(checkpoint: Checkpoint, name: str) -> dict[str, Any]:
-    if not checkpoint.exists(name):
+    entry = checkpoint.entry(name)
+    if entry is None or entry.is_dir or entry.size > MAX_JSON:
         return {}
     try:
         doc = json.loads(checkpoint.raw_text(name))
-    except (FileUnreadable, ValueError):
+    except (FileUnreadable, ValueError, RecursionError):
         return {}
     return doc if isinstance(doc, dict) else {}
 
@@ -244,7 +245,7 @@ def render_card(
             versions=framework_versions(ckpt),
             fmt=_fmt,
         )
-    except jinja2.TemplateError as exc:
+    except (jinja2.TemplateError, RecursionError) as exc:
         raise R1ReleaseError(f"model card template: {exc}", hint="fix the card template") from None
     return text.rstrip() + "\n"
 

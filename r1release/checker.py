@@ -67,16 +67,22 @@ def _validate_options(rule: Rule, setting: RuleSetting, config_path: str | Path)
             )
 
 
+def runs(rule: Rule, *, deep: bool, card: bool, smoke: bool) -> bool:
+    """Whether ``rule`` runs in a check with (or without) a deep scan, a card, --smoke."""
+    return (deep or not rule.deep) and (card or not rule.needs_card) and (smoke or not rule.opt_in)
+
+
 def run_rules(
     checkpoint: Checkpoint,
     rules: list[ActiveRule],
     deep_scan: Any = None,
     card: str | None = None,
+    smoke: bool = False,
 ) -> list[Finding]:
     findings: list[Finding] = []
     for active in rules:
         rule = active.rule
-        if (rule.deep and deep_scan is None) or (rule.needs_card and card is None):
+        if not runs(rule, deep=deep_scan is not None, card=card is not None, smoke=smoke):
             continue
         ctx = Context(checkpoint, active.options, deep_scan, card)
         try:
@@ -110,6 +116,7 @@ def check(
     workers: int | None = None,
     progress: Any = None,
     card: str | None = None,
+    smoke: bool = False,
 ) -> Report:
     """Check a checkpoint directory; returns a :class:`Report` (never prints).
 
@@ -123,7 +130,7 @@ def check(
         from r1release.deep import scan_checkpoint
 
         scan = scan_checkpoint(checkpoint, workers=workers, progress=progress)
-    findings = run_rules(checkpoint, rules, scan, card)
+    findings = run_rules(checkpoint, rules, scan, card, smoke)
     digests = scan.digests if scan is not None else ()
     return Report(
         checkpoint=str(checkpoint.root),
@@ -131,7 +138,7 @@ def check(
         rules_run=tuple(
             a.rule.name
             for a in rules
-            if (deep or not a.rule.deep) and (card is not None or not a.rule.needs_card)
+            if runs(a.rule, deep=deep, card=card is not None, smoke=smoke)
         ),
         deep=deep,
         files=tuple(digests),

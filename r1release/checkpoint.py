@@ -11,6 +11,7 @@ import fnmatch
 import json
 import math
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from functools import cached_property
@@ -30,6 +31,7 @@ CONFIG_JSON_FILES = (
 )
 INDEX_FILE = "model.safetensors.index.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
+SENTENCEPIECE = "tokenizer.model"  # transformers opens it too, when present
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 # Training state that must never be uploaded; the leftovers rule reports these and the
@@ -77,7 +79,7 @@ class FileEntry:
     is_symlink: bool = False
     is_dir: bool = False  # only for symlinks to directories (never descended)
     target: str | None = None  # symlink target as written
-    escapes: bool = False  # symlink resolves outside the checkpoint (or dangles / loops)
+    escapes: bool = False  # symlink resolves outside the checkpoint, dangles, loops, or is special
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,7 @@ class Checkpoint:
         self._overrides: dict[str, dict[str, Any] | None] = {}
         self._headers: dict[str, SafetensorsHeader | HeaderError] = {}
         self._turn_end: tuple[int, ...] | FileUnreadable | None = None
+        self._special: tuple[str, ...] = ()  # filled with the file list
 
     def __repr__(self) -> str:
         return f"Checkpoint({str(self.root)!r})"
@@ -150,7 +153,9 @@ class Checkpoint:
 
     @cached_property
     def files(self) -> tuple[FileEntry, ...]:
+        """Regular files and symlinks; FIFOs, sockets and devices are in :attr:`special`."""
         entries: list[FileEntry] = []
+        special: list[str] = []
         for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
             rel_dir = Path(dirpath).relative_to(self.root)
             for name in sorted(dirnames):
@@ -165,18 +170,31 @@ class Checkpoint:
                     entries.append(self._symlink_entry(full, rel_dir / name, is_dir=False))
                 else:
                     try:
-                        size = full.lstat().st_size
+                        info = full.lstat()
                     except OSError:
                         continue
-                    entries.append(FileEntry(rel, size))
+                    if stat.S_ISREG(info.st_mode):
+                        entries.append(FileEntry(rel, info.st_size))
+                    else:  # reading a FIFO blocks forever; none of these can be uploaded
+                        special.append(rel)
+        self._special = tuple(sorted(special))
         return tuple(sorted(entries, key=lambda e: e.path))
+
+    @property
+    def special(self) -> tuple[str, ...]:
+        """Paths that are not regular files (FIFOs, sockets, devices): never read."""
+        _ = self.files
+        return self._special
 
     def _symlink_entry(self, full: Path, rel: Path, *, is_dir: bool) -> FileEntry:
         target = os.readlink(full)
         try:
             resolved = Path(os.path.realpath(full, strict=True))
             escapes = not resolved.is_relative_to(self.real_root)
-            size = 0 if is_dir else resolved.stat().st_size
+            info = resolved.stat()
+            size = 0 if is_dir else info.st_size
+            if not is_dir and not stat.S_ISREG(info.st_mode):
+                escapes = True  # a link to a FIFO or a device is never read either
         except (OSError, RuntimeError):  # dangling or a loop
             escapes, size = True, 0
         return FileEntry(rel.as_posix(), size, True, is_dir, target, escapes)
@@ -300,10 +318,13 @@ class Checkpoint:
 
     @cached_property
     def _tokenizer(self) -> Any:
-        for name in (*TOKENIZER_FILES, "chat_template.jinja", "added_tokens.json"):
+        for name in (*TOKENIZER_FILES, "chat_template.jinja", "added_tokens.json", SENTENCEPIECE):
             entry = self._by_path.get(name)
             if entry is not None and entry.escapes:
                 return TokenizerError(name, "symlink leaves the checkpoint directory; not read")
+        for name in self.special:  # transformers opens files at the top level of the directory
+            if "/" not in name or name.startswith("additional_chat_templates/"):
+                return TokenizerError(name, "not a regular file; the tokenizer is not loaded")
         for name in ("tokenizer_config.json", "special_tokens_map.json"):
             try:
                 self.json(name)
@@ -455,7 +476,7 @@ def _tensor_info(file: str, key: str, value: Any) -> TensorInfo:
     if not isinstance(value, dict):
         raise HeaderError(file, f"tensor {key!r}: entry is not an object")
     dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
-    if dtype not in DTYPE_SIZES:
+    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
         raise HeaderError(file, f"tensor {key!r}: unknown dtype {dtype!r}")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape

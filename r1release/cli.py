@@ -35,7 +35,7 @@ class Target:
 
     @property
     def settings(self) -> dict[str, RuleSetting]:
-        return dict(self.config.checks) if self.config else {}
+        return self.config.rule_settings() if self.config else {}
 
 
 @contextmanager
@@ -102,6 +102,9 @@ class _Group(click.Group):
 def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     """Check, fix, document and publish LLM training checkpoints."""
     ctx.obj = {"config_path": config_path, "debug": debug}
+    for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must not crash output
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from r1release.ci import mask_commands
 
@@ -149,12 +152,13 @@ def _model_at(config: Config | None, path: Path) -> ModelConfig | None:
     if config is None:
         return None
     for model in config.models:
-        if model.checkpoint.resolve() == path.resolve():
+        if os.path.realpath(model.checkpoint) == os.path.realpath(path):  # never raises on loops
             return model
     return None
 
 
-_path_arg = click.argument("path", required=False, type=click.Path(file_okay=False, path_type=Path))
+# Not click.Path(file_okay=False): its usage error spans three lines; Checkpoint says it in one.
+_path_arg = click.argument("path", required=False, type=click.Path(path_type=Path))
 _model_opt = click.option("--model", "-m", help="Model name from release.yaml.")
 
 
@@ -174,6 +178,11 @@ _model_opt = click.option("--model", "-m", help="Model name from release.yaml.")
 )
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
 @click.option(
+    "--smoke",
+    is_flag=True,
+    help="Also load the model and generate from the smoke prompts (needs torch).",
+)
+@click.option(
     "--workers",
     type=click.IntRange(1, 256),
     default=None,
@@ -188,6 +197,7 @@ def check(
     fmt: str,
     strict: bool,
     workers: int | None,
+    smoke: bool,
 ) -> None:
     """Check a checkpoint directory (PATH, or a model of release.yaml).
 
@@ -211,6 +221,7 @@ def check(
             deep=deep,
             workers=workers,
             progress=progress,
+            smoke=smoke,
             card=card,
         )
     fmt = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
@@ -223,8 +234,14 @@ def check(
 
         for line in ci.annotations(report):
             click.echo(line)
-        ci.append_summary(ci.report_summary(report))
+        _append_summary(ci.report_summary(report))
     sys.exit(EXIT_FINDINGS if report.failed(strict) else EXIT_OK)
+
+
+def _append_summary(markdown: str) -> None:
+    from r1release import ci
+
+    ci.append_summary(markdown.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 @contextmanager
@@ -463,7 +480,7 @@ def _release(
             model,
             version,
             release=ReleaseInfo.from_environment(version),
-            settings=config.checks,
+            settings=config.rule_settings(),
             config_path=config.path,
             fix=config.push.fix,
             card_template=config.card_template(),
@@ -482,7 +499,7 @@ def _release(
     if github:
         for line in ci.annotations(stage.report):
             click.echo(line)
-        ci.append_summary(ci.release_summary(stage, result))
+        _append_summary(ci.release_summary(stage, result))
     ci.write_outputs(
         {
             "repo_id": result.plan.repo_id,
@@ -506,7 +523,7 @@ def _blocked_report(github: bool) -> Iterator[None]:
         if github:
             for line in ci.annotations(exc.report):
                 click.echo(line)
-            ci.append_summary(ci.report_summary(exc.report, "release stopped by findings"))
+            _append_summary(ci.report_summary(exc.report, "release stopped by findings"))
         raise
 
 
@@ -577,6 +594,7 @@ def rules(fmt: str) -> None:
                         "severity": r.severity.value,
                         "fixable": r.fixable,
                         "deep": r.deep,
+                        "opt_in": r.opt_in,
                         "description": r.description,
                         "options": {
                             o.name: {"default": o.default, "doc": o.doc} for o in r.options
@@ -591,7 +609,13 @@ def rules(fmt: str) -> None:
         return
     for r in RULES:
         flags = ", ".join(
-            x for x in ("fixable" if r.fixable else "", "deep" if r.deep else "") if x
+            x
+            for x in (
+                "fixable" if r.fixable else "",
+                "deep" if r.deep else "",
+                "opt-in: --smoke" if r.opt_in else "",
+            )
+            if x
         )
         click.echo(
             f"{r.id}  {r.name:<24} {r.severity.value:<8} {r.description}"

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ import yaml
 from r1release.errors import ConfigError
 
 DEFAULT_CONFIG = "release.yaml"
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 SeverityName = Literal["error", "warning", "off"]
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -114,13 +116,24 @@ class Config:
     card: CardConfig = field(default_factory=CardConfig)
     path: Path = field(default=Path(DEFAULT_CONFIG), metadata={"internal": True})
 
+    def rule_settings(self) -> dict[str, RuleSetting]:
+        """``checks:`` plus the ``smoke:`` section as smoke-generate's options (options set
+        under ``checks: smoke-generate`` win)."""
+        settings = dict(self.checks)
+        base = settings.get("smoke-generate", RuleSetting())
+        smoke = {"prompts": list(self.smoke.prompts), "max_new_tokens": self.smoke.max_new_tokens}
+        settings["smoke-generate"] = RuleSetting(
+            base.severity, MappingProxyType(smoke | dict(base.options)), base.line
+        )
+        return settings
+
     def card_template(self) -> str | None:
         """The text of the configured card template, or None for the built-in one."""
         if self.card.template is None:
             return None
         try:
-            return self.card.template.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+            return read_config_file(self.card.template).decode("utf-8")
+        except (OSError, ValueError, NotAConfigFile) as exc:
             raise ConfigError(
                 f"card.template {self.card.template}: cannot read ({exc})", file=self.path
             ) from None
@@ -139,11 +152,27 @@ class Config:
 # --------------------------------------------------------------------------- loading
 
 
+class NotAConfigFile(Exception):
+    """A path that is not a regular file (reading a FIFO blocks) or too large to be a config."""
+
+
+def read_config_file(path: str | Path, limit: int = MAX_CONFIG_BYTES) -> bytes:
+    """The bytes of a small regular file; never blocks on a FIFO, never reads gigabytes."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise NotAConfigFile("not a regular file")
+        if info.st_size > limit:
+            raise NotAConfigFile(f"{info.st_size} bytes is too large for a configuration file")
+        return fh.read(limit + 1)
+
+
 def load(path: str | Path = DEFAULT_CONFIG) -> Config:
     """Load and validate ``release.yaml``; raises :class:`ConfigError` naming file and line."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = read_config_file(path).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(
             "file not found", file=path, hint="create it, or pass --config PATH"
@@ -152,6 +181,8 @@ def load(path: str | Path = DEFAULT_CONFIG) -> Config:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", file=path) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror}", file=path) from None
+    except NotAConfigFile as exc:
+        raise ConfigError(str(exc), file=path, hint="pass a release.yaml with --config") from None
     return loads(text, path)
 
 
@@ -168,8 +199,8 @@ def loads(text: str, path: str | Path = DEFAULT_CONFIG) -> Config:
         if exc.context and mark is exc.context_mark:
             message += f" ({exc.context})"
         raise ConfigError(message, file=path, line=line) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"YAML error: {exc}", file=path) from None
+    except yaml.YAMLError as exc:  # e.g. a control character: not marked, several lines
+        raise ConfigError(f"YAML error: {_one_line(exc)}", file=path) from None
     except RecursionError:
         raise ConfigError("YAML nesting too deep", file=path) from None
     if root is None:
@@ -311,8 +342,8 @@ class _Walker:
             raise self.error(node, key, f"expected a single value, got {_kind(node)}")
         try:
             return yaml.constructor.SafeConstructor().construct_object(node)
-        except (yaml.YAMLError, ValueError) as exc:
-            raise self.error(node, key, f"invalid value: {exc}") from None
+        except Exception as exc:  # PyYAML's constructors raise anything on odd tagged values
+            raise self.error(node, key, f"invalid value: {_one_line(exc)}") from None
 
     def path_value(self, node: yaml.Node, key: str) -> Path:
         raw = self.scalar(node, key)
@@ -368,6 +399,10 @@ class _Walker:
         return value
 
 
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _join(key: str, name: str) -> str:
     return f"{key}.{name}" if key else name
 
@@ -381,7 +416,10 @@ def _kind(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
-    return _describe(yaml.constructor.SafeConstructor().construct_object(node))
+    try:
+        return _describe(yaml.constructor.SafeConstructor().construct_object(node))
+    except Exception:  # e.g. 2024-13-45, !!binary that is not base64, an empty !!int
+        return f"the invalid value {node.value!r}"
 
 
 def _describe(value: Any) -> str:

@@ -27,9 +27,9 @@ from r1release.checkpoint import Checkpoint, FileEntry, HeaderError, TensorInfo
 from r1release.findings import FileDigest
 
 # Bytes read at a time. Small enough that the buffer stays in a core's L2 between the copy
-# from the page cache, the sha256 and the scan: an 8 MiB buffer spills to L3/DRAM and the
-# copy then costs ~8% of the hashing time on a CPU without SHA extensions (5% at 1 MiB),
-# and a larger share where sha256 is faster.
+# from the page cache, the sha256 and the scan: with an 8 MiB buffer the copy alone cost 8%
+# of the hashing time on the bench machine (no SHA extensions), 5% with 1 MiB; the share is
+# larger where sha256 is faster. End to end the difference was within noise there.
 CHUNK = 1024 * 1024
 PROGRESS_STEP = 8 * 1024 * 1024  # report progress in steps of at least this many bytes
 BLOCK = 128 * 1024  # bytes counted at a time when a piece holds non-finite values

@@ -12,12 +12,13 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from r1release.config import Config, ModelConfig
+from r1release.config import Config, ModelConfig, NotAConfigFile, read_config_file
 from r1release.errors import UsageError
 
 _VERSION_RE = re.compile(r"^v?\d+(\.\d+)*([.+-][0-9A-Za-z.+-]+)?$")
+MAX_VERSION = 128  # longer strings are no version (and would make the regex backtrack)
+MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,14 @@ def from_tag(config: Config, tag: str) -> Resolved:
 
 
 def check_version(version: str) -> str:
-    if not _VERSION_RE.match(version):
-        raise UsageError(f"version {version!r} is not a version like v1.2.0")
+    if len(version) > MAX_VERSION or not _VERSION_RE.match(version):
+        raise UsageError(f"version {_shown(version)} is not a version like v1.2.0")
     return version
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def from_flags(config: Config, model: str | None, version: str | None) -> Resolved:
@@ -75,12 +81,23 @@ def from_github(config: Config, env: Mapping[str, str] | None = None) -> Resolve
         return from_tag(config, env.get("GITHUB_REF_NAME") or env.get("GITHUB_REF", ""))
     if event == "workflow_dispatch":
         inputs = _event_inputs(env)
-        model = inputs.get("model") or None
-        resolved = from_flags(config, model, inputs.get("version"))
+        where = env.get("GITHUB_EVENT_PATH", "GitHub event")
+        model = _string_input(inputs, "model", where) or None
+        resolved = from_flags(config, model, _string_input(inputs, "version", where))
         dry = inputs.get("dry_run")
-        dry_run = dry if isinstance(dry, bool) else str(dry).lower() == "true" if dry else None
-        return Resolved(resolved.model, resolved.version, "workflow_dispatch", dry_run)
+        if isinstance(dry, str):
+            dry = {"true": True, "false": False, "": None}.get(dry.lower(), dry)
+        if dry is not None and not isinstance(dry, bool):
+            raise UsageError(f"{where}: inputs.dry_run must be true or false, not {_shown(dry)}")
+        return Resolved(resolved.model, resolved.version, "workflow_dispatch", dry)
     return None
+
+
+def _string_input(inputs: Mapping[str, object], name: str, where: str) -> str | None:
+    value = inputs.get(name)
+    if value is not None and not isinstance(value, str):
+        raise UsageError(f"{where}: inputs.{name} must be a string, not {_shown(value)}")
+    return value
 
 
 def _event_inputs(env: Mapping[str, str]) -> dict[str, object]:
@@ -88,8 +105,13 @@ def _event_inputs(env: Mapping[str, str]) -> dict[str, object]:
     if not path:
         return {}
     try:
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        text = read_config_file(path, MAX_EVENT_BYTES).decode("utf-8")
+        payload = json.loads(text, parse_constant=_reject_constant)
+    except (OSError, ValueError, RecursionError, NotAConfigFile) as exc:
         raise UsageError(f"{path}: cannot read the GitHub event payload: {exc}") from None
     inputs = payload.get("inputs") if isinstance(payload, dict) else None
     return inputs if isinstance(inputs, dict) else {}
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")

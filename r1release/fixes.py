@@ -132,6 +132,11 @@ def apply_fixes(plan: FixPlan) -> None:
                 f"{target}: is a symlink; not replacing it",
                 hint="copy the real file into the checkpoint first",
             )
+        if target.exists() and not target.is_file():
+            raise R1ReleaseError(
+                f"{target}: not a regular file; not replacing it",
+                hint="remove it, then run `r1release fix` again",
+            )
         current = target.read_text(encoding="utf-8") if target.exists() else None
         if current != change.old_text:
             raise R1ReleaseError(

@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import hubserver
+import reliability
 from factory import build_checkpoint, real_cases
 
 # Never reach the network, never write to the real $HOME cache.
@@ -36,6 +37,7 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
+record = pytest.fixture(reliability.record)  # rows for docs/reliability.md
 hub = pytest.fixture(hubserver.hub)  # a fresh loopback Hub per test (tests/hubserver.py)
 
 

@@ -12,6 +12,7 @@ from r1release.rules import (
     chat_template_stop,
     config_eos_consistency,
     eos_alignment,
+    expected_tensors,
     finite_weights,
     generation_use_cache,
     json_files,
@@ -20,6 +21,7 @@ from r1release.rules import (
     paths,
     safetensors_header,
     shard_index,
+    smoke_generate,
     tokenizer,
     use_cache,
     weights_format,
@@ -41,8 +43,10 @@ RULES: tuple[Rule, ...] = (
     safetensors_header.RULE,
     shard_index.RULE,
     finite_weights.RULE,
+    expected_tensors.RULE,
     leftovers.RULE,
     card_metadata.RULE,
+    smoke_generate.RULE,
 )
 REGISTRY: dict[str, Rule] = {rule.name: rule for rule in RULES}
 

@@ -43,6 +43,7 @@ class Rule:
     options: tuple[Option, ...] = ()
     deep: bool = False  # runs only with --deep (reads every byte)
     needs_card: bool = False  # runs only when the release's model card is rendered
+    opt_in: bool = False  # runs only when asked for (--smoke): slow, loads the model
 
     @property
     def fixable(self) -> bool:
@@ -86,7 +87,7 @@ class Context:
     def token_name(self, token_id: int) -> str:
         try:
             token = self.checkpoint.tokenizer().convert_ids_to_tokens(token_id)
-        except FileUnreadable:
+        except (FileUnreadable, OverflowError):  # ids outside the tokenizer's range
             token = None
         return f"{token} ({token_id})" if token else str(token_id)
 

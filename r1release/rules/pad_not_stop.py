@@ -9,6 +9,7 @@ Silent when the pad token is itself an end token: Qwen2.5-Instruct pads with
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from r1release.findings import Severity
@@ -47,7 +48,8 @@ def check(ctx: Context) -> Iterator[Problem]:
             continue
         token = None
         if ckpt.has_tokenizer():
-            token = ckpt.tokenizer().convert_ids_to_tokens(pad_id)
+            with contextlib.suppress(OverflowError):  # an id outside the tokenizer's range
+                token = ckpt.tokenizer().convert_ids_to_tokens(pad_id)
         if _is_end_token(token):
             continue
         yield Problem(

@@ -121,6 +121,10 @@ def _inside_zero3() -> bool:
         return False
 
 
+# Opt-in: runs only with --smoke. ``opt_in`` is set only where Rule has the field, so this
+# module never makes a plain check load a model (write ``opt_in=True`` once it always has).
+_OPT_IN = {"opt_in": True} if "opt_in" in Rule.__dataclass_fields__ else {}
+
 RULE = Rule(
     id="R701",
     name="smoke-generate",
@@ -131,4 +135,5 @@ RULE = Rule(
         Option("prompts", (list, tuple), ["What is 7 * 6?"], "chat prompts to generate from"),
         Option("max_new_tokens", int, 256, "generation must stop within this many new tokens"),
     ),
+    **_OPT_IN,
 )

@@ -12,12 +12,12 @@ import pytest
 from r1release.checker import ActiveRule, run_rules
 from r1release.checkpoint import Checkpoint
 from r1release.deep import DeepScan
-from r1release.rules import expected_tensors
+from r1release.rules import REGISTRY, expected_tensors
 from r1release.rules.base import Context
 from r1release.rules.expected_tensors import RULE
 
 from factory import build_checkpoint, safetensors_bytes, tensor_shapes, write_weights
-from helpers import edit_json
+from helpers import edit_json, rule_findings
 
 torch = pytest.importorskip("torch")
 
@@ -347,3 +347,20 @@ def test_check_through_context(checkpoint):
     path = checkpoint(LLAMA)
     assert list(RULE.check(Context(Checkpoint(path)))) == []
     assert RULE.deep and RULE.id == "R305" and RULE.name == "expected-tensors"
+
+
+# ------------------------------------------------------------ once registered (rules/__init__.py)
+
+
+@pytest.mark.skipif("expected-tensors" not in REGISTRY, reason="not registered yet")
+def test_registered_runs_in_deep_checks(checkpoint):
+    from r1release.checker import check
+
+    path = checkpoint(QWEN)
+    rewrite_weights(path, {n: (0,) for n in tensor_shapes(config_of(path))})
+    assert rule_findings(path, "expected-tensors") == []
+    assert "expected-tensors" not in check(path).rules_run
+    report = check(path, deep=True)
+    assert "expected-tensors" in report.rules_run
+    [finding] = report.by_rule("expected-tensors")
+    assert "empty (0 elements)" in finding.message

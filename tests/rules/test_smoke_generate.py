@@ -9,6 +9,7 @@ stops there when it is a stop token and repeats it to the limit when it is not.
 
 from __future__ import annotations
 
+import inspect
 import json
 import shutil
 import time
@@ -18,12 +19,12 @@ import pytest
 
 from r1release.checker import ActiveRule, run_rules
 from r1release.checkpoint import Checkpoint
-from r1release.rules import smoke_generate
+from r1release.rules import REGISTRY, smoke_generate
 from r1release.rules.base import Context
 from r1release.rules.smoke_generate import NEEDS_TORCH, RULE
 
 from factory import build_checkpoint, real_cases, write_json
-from helpers import edit_json
+from helpers import edit_json, rule_findings
 
 torch = pytest.importorskip("torch")
 
@@ -31,11 +32,15 @@ QWEN = "qwen2.5-7b-instruct"  # stop tokens [<|im_end|> 151645, <|endoftext|> 15
 IM_END, ENDOFTEXT = 151645, 151643
 
 
+# an opt-in rule runs only when asked: run_rules(..., smoke=True) once the checker has it
+ASKED = {"smoke": True} if "smoke" in inspect.signature(run_rules).parameters else {}
+
+
 def findings(path: Path, **options) -> list:
     """The rule's findings as the checker runs it, with release.yaml-style options."""
     defaults = {o.name: o.default for o in RULE.options}
     active = ActiveRule(RULE, RULE.severity, defaults | options)
-    return run_rules(Checkpoint(path), [active])
+    return run_rules(Checkpoint(path), [active], **ASKED)
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +163,56 @@ def test_rule_metadata():
         "prompts": ["What is 7 * 6?"],
         "max_new_tokens": 256,
     }
+
+
+# ------------------------------------------------------------ once registered (rules/__init__.py)
+
+registered = pytest.mark.skipif(
+    "smoke-generate" not in REGISTRY, reason="smoke-generate is not registered yet"
+)
+
+
+@registered
+def test_registered_runs_only_with_smoke(model):
+    from r1release.checker import check
+    from r1release.config import RuleSetting
+
+    edit_json(model, "generation_config.json", eos_token_id=[ENDOFTEXT])
+    assert "smoke-generate" not in check(model).rules_run
+    assert rule_findings(model, "smoke-generate") == []
+    settings = {"smoke-generate": RuleSetting(options={"prompts": ["Hi"], "max_new_tokens": 8})}
+    [finding] = rule_findings(model, "smoke-generate", smoke=True, settings=settings)
+    assert "8 new tokens" in finding.message
+
+
+@registered
+def test_cli_smoke_uses_release_yaml(model, tmp_path):
+    import os
+
+    from click.testing import CliRunner
+
+    from r1release.cli import main
+
+    edit_json(model, "generation_config.json", eos_token_id=[ENDOFTEXT])
+    (tmp_path / "release.yaml").write_text(
+        "version: 1\n"
+        "models:\n"
+        "  - name: tiny\n"
+        f"    checkpoint: {model}\n"
+        "    repo_id: org/tiny\n"
+        "smoke:\n"
+        "  prompts: ['Hi', 'Bye']\n"
+        "  max_new_tokens: 6\n"
+    )
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        plain = CliRunner().invoke(main, ["check", "--format", "json", str(model)])
+        smoke = CliRunner().invoke(main, ["check", "--smoke", "--format", "json", str(model)])
+    finally:
+        os.chdir(old)
+    assert "smoke-generate" not in json.loads(plain.stdout)["rules_run"]
+    found = [f for f in json.loads(smoke.stdout)["findings"] if f["rule"] == "smoke-generate"]
+    assert [f["message"].split(":")[0] for f in found] == ["prompt 'Hi'", "prompt 'Bye'"]
+    assert all("6 new tokens" in f["message"] for f in found)
+    assert smoke.exit_code == 1
