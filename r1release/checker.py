@@ -117,6 +117,7 @@ def check(
     progress: Any = None,
     card: str | None = None,
     smoke: bool = False,
+    skip: Any = None,
 ) -> Report:
     """Check a checkpoint directory; returns a :class:`Report` (never prints).
 
@@ -129,7 +130,7 @@ def check(
     if deep:
         from r1release.deep import scan_checkpoint
 
-        scan = scan_checkpoint(checkpoint, workers=workers, progress=progress)
+        scan = scan_checkpoint(checkpoint, workers=workers, progress=progress, skip=skip)
     findings = run_rules(checkpoint, rules, scan, card, smoke)
     digests = scan.digests if scan is not None else ()
     return Report(

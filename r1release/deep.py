@@ -66,9 +66,16 @@ class _Job:
 
 
 def scan_checkpoint(
-    checkpoint: Checkpoint, *, workers: int | None = None, progress: Progress | None = None
+    checkpoint: Checkpoint,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    skip: Callable[[str], bool] | None = None,
 ) -> DeepScan:
-    """Hash every file and scan every floating-point tensor, reading each byte once."""
+    """Hash every file and scan every floating-point tensor, reading each byte once.
+
+    ``skip(path)`` leaves files out (a release does not read training state it won't upload).
+    """
     scan = DeepScan()
     lock = threading.Lock()
 
@@ -81,7 +88,8 @@ def scan_checkpoint(
                 scan.nonfinite[job.entry.path] = bad
 
     # Largest files first, so one big shard does not start last and finish alone.
-    jobs = sorted(_jobs(checkpoint), key=lambda j: j.entry.size, reverse=True)
+    jobs = [j for j in _jobs(checkpoint) if skip is None or not skip(j.entry.path)]
+    jobs.sort(key=lambda j: j.entry.size, reverse=True)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for future in [pool.submit(run, job) for job in jobs]:
             future.result()

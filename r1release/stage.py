@@ -107,6 +107,7 @@ def build_stage(
         workers=workers,
         progress=progress,
         card=card,
+        skip=is_leftover,  # never uploaded, so never read (optimizer states are huge)
     )
     if report.errors:
         raise ReleaseBlocked(report)

@@ -105,3 +105,13 @@ def test_broken_header_is_still_hashed(checkpoint):
     scan = deep.scan_checkpoint(Checkpoint(path))
     digests = {d.path: d.sha256 for d in scan.digests}
     assert digests[shard.name] == hashlib.sha256(shard.read_bytes()).hexdigest()
+
+
+def test_skipped_files_are_not_read(checkpoint):
+    from r1release.checkpoint import is_leftover
+
+    path = checkpoint()
+    (path / "optimizer.pt").write_bytes(b"\0" * 4096)
+    scan = deep.scan_checkpoint(Checkpoint(path), skip=is_leftover)
+    paths = {d.path for d in scan.digests}
+    assert "optimizer.pt" not in paths and "config.json" in paths
