@@ -201,7 +201,20 @@ def publish(
         tag_message=plan.commit_message,
         exist_ok=True,
     )
-    verify(api, stage, plan.version)
+    try:
+        verify(api, stage, plan.version)
+    except PublishError:
+        refs = _retry("reading the tags", lambda: _refs_or_none(api, plan.repo_id), wrote=True)
+        target = {t.name: t.target_commit for t in refs.tags}.get(plan.version) if refs else None
+        if target and target != commit:  # someone else's tag won the race
+            raise TagConflict(
+                f"{plan.repo_id}: tag {plan.version} was created at {target[:12]} by someone else "
+                f"while releasing; this release's commit {commit[:12]} is on {plan.revision}, "
+                "untagged",
+                hint="find out who else releases this version; then release a new version, or "
+                "pass --force to move the tag",
+            ) from None
+        raise
     return PublishResult(
         plan, commit, _commit_url(endpoint, plan.repo_id, commit), created, True, True
     )

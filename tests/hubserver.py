@@ -29,7 +29,7 @@ import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -147,6 +147,7 @@ class Fault:
     after: bool
     hits: int = 0
     delay: float = 0.0
+    call: Callable[[], object] | None = None
 
 
 class HubError(Exception):
@@ -262,6 +263,7 @@ class HubServer:
         self.commit_counts: Counter[str] = Counter()  # commits made through the API, per repo id
         self._faults: list[Fault] = []
         self._slow: list[Fault] = []
+        self._hooks: list[Fault] = []
         self._repos: dict[tuple[str, str], Repo] = {}
         self._blobs: dict[str, bytes] = {}
         self._uploads: dict[str, _Upload] = {}
@@ -342,14 +344,29 @@ class HubServer:
             self._slow.append(fault)
         return fault
 
-    def _take_delay(self, method: str, path: str) -> float:
+    def intercept(
+        self, method: str, path_regex: str, call: Callable[[], object], times: int = 1
+    ) -> Fault:
+        """Run `call()` just before each of the next `times` matching requests is served, as
+        if someone else changed the Hub at that moment (`add_commit`, a tag, ...)."""
+        hook = Fault(method.upper(), re.compile(path_regex), 0, times, None, False, None, {}, False)
+        hook.call = call
         with self._lock:
-            for fault in self._slow:
+            self._hooks.append(hook)
+        return hook
+
+    def _take(self, faults: list[Fault], method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in faults:
                 live = fault.hits < fault.times and fault.method in ("*", method)
                 if live and fault.pattern.search(path):
                     fault.hits += 1
-                    return fault.delay
-        return 0.0
+                    return fault
+        return None
+
+    def _take_delay(self, method: str, path: str) -> float:
+        fault = self._take(self._slow, method, path)
+        return fault.delay if fault else 0.0
 
     def _take_fault(self, method: str, path: str, after: bool) -> Fault | None:
         with self._lock:
@@ -822,6 +839,9 @@ class HubServer:
         if delay:
             entry.fault = f"slowed {delay:g}s"
             time.sleep(delay)
+        hook = self._take(self._hooks, method, entry.path)
+        if hook is not None and hook.call is not None:
+            hook.call()
         fault = self._take_fault(method, entry.path, after=False)
         if fault is None:
             user, valid = self._user(auth)

@@ -12,13 +12,16 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from helpers import REPO_ID, r1release, write_release_yaml
 from hubserver import client_env
 
+RELIABILITY_AREA = "Hub faults"
 ARGS = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+RELEASE = ("release", "--publish", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
 
 
 @pytest.fixture
@@ -27,9 +30,32 @@ def workspace(checkpoint, tmp_path):
     return tmp_path
 
 
-def released_once(hub) -> bool:
+def released_once(hub, workspace: Path | None = None) -> bool:
+    """One commit through the API, tagged v1.0.0 at the branch head; with `workspace`, the
+    tagged commit is complete: every checkpoint file is there, weights byte for byte."""
     repo = hub.repo(REPO_ID)
-    return hub.commit_counts[REPO_ID] == 1 and repo.tags.get("v1.0.0") == repo.branches["main"]
+    if hub.commit_counts[REPO_ID] != 1 or repo.tags.get("v1.0.0") != repo.branches["main"]:
+        return False
+    if workspace is None:
+        return True
+    ckpt = workspace / "qwen2.5-base-after-chatml-sft"
+    tagged = hub.files(REPO_ID, "v1.0.0")
+    local = {p.relative_to(ckpt).as_posix(): p for p in ckpt.rglob("*") if p.is_file()}
+    weights = [name for name in local if name.endswith(".safetensors")]
+    return (
+        set(local) <= set(tagged)
+        and "README.md" in tagged
+        and bool(weights)
+        and all(tagged[name] == local[name].read_bytes() for name in weights)
+    )
+
+
+def describe(method: str, path: str, fault: dict) -> str:
+    what = "connection dropped" if fault.get("drop") else str(fault["status"])
+    if fault.get("retry_after"):
+        what += f" + Retry-After: {fault['retry_after']}"
+    times = fault.get("times", 1)
+    return f"{method} {path.strip('^$')} -> {what}" + (f" ({times}x)" if times > 1 else "")
 
 
 def no_tag(hub) -> bool:
@@ -37,6 +63,18 @@ def no_tag(hub) -> bool:
         return "v1.0.0" not in hub.repo(REPO_ID).tags
     except KeyError:
         return True
+
+
+CASE_NAMES = {
+    "/preupload/": "preupload",
+    r"\.git/info/lfs/objects/batch": "LFS batch",
+    "^/_lfs/": "LFS upload",
+    "/commit/": "commit",
+    "/tag/": "tag creation",
+    "/refs$": "reading refs",
+    "/tree/": "listing files",
+    "^/api/repos/create": "repository creation",
+}
 
 
 @pytest.mark.parametrize(
@@ -50,39 +88,59 @@ def no_tag(hub) -> bool:
         ("POST", r"/commit/", {"status": 503, "retry_after": 7}),
         ("POST", r"/commit/", {"status": 502, "times": 3}),
         ("POST", r"/commit/", {"drop": True}),
+        ("POST", r"/commit/", {"status": 500, "after": True}),  # it landed; the reply was lost
         ("POST", r"/tag/", {"status": 429, "retry_after": 5}),
         ("POST", r"/tag/", {"status": 500, "times": 2}),
+        ("POST", r"/tag/", {"drop": True, "after": True}),  # tagged; the connection dropped
         ("GET", r"/refs$", {"status": 503, "times": 2}),
         ("GET", r"/tree/", {"status": 502}),
         ("POST", r"^/api/repos/create", {"status": 503}),
     ],
 )
-def test_transient_fault_is_retried_to_completion(hub, workspace, method, path, fault):
+def test_transient_fault_is_retried_to_completion(hub, workspace, record, method, path, fault):
     injected = hub.fail(method, path, **fault)
     result = r1release(hub, workspace, *ARGS)
+    lost = " (after it was carried out)" if fault.get("after") else ""
+    record(
+        f"{CASE_NAMES[path]} fails transiently{lost}",
+        describe(method, path, fault),
+        result,
+        message=None if result.returncode else "released: retried to one commit and its tag",
+    )
     assert result.returncode == 0, result.stderr
     assert injected.hits == fault.get("times", 1)
-    assert released_once(hub)
+    assert released_once(hub, workspace)
     if fault.get("retry_after") and path in (r"/commit/",):
         assert "retrying in 7s" in result.stderr  # Retry-After honoured (not the 1s default)
 
 
-def test_slow_response_completes(hub, workspace):
+def test_slow_response_completes(hub, workspace, record):
     slow = hub.slow("POST", r"/commit/", seconds=3)
     started = time.monotonic()
     result = r1release(hub, workspace, *ARGS)
+    record(
+        "a very slow commit response",
+        "POST /commit/ answered after 3 s",
+        result,
+        message=None if result.returncode else "released: waited, one commit and its tag",
+    )
     assert result.returncode == 0, result.stderr
     assert slow.hits == 1 and time.monotonic() - started >= 3
-    assert released_once(hub)
+    assert released_once(hub, workspace)
 
 
 @pytest.mark.parametrize(
     ("path", "status"),
     [(r"/commit/", 403), (r"/commit/", 422), (r"/preupload/", 403), (r"/tag/", 403)],
 )
-def test_permanent_4xx_is_not_retried_and_rerun_completes(hub, workspace, path, status):
+def test_permanent_4xx_is_not_retried_and_rerun_completes(hub, workspace, record, path, status):
     injected = hub.fail("POST", path, status=status, times=100)
     result = r1release(hub, workspace, *ARGS)
+    record(
+        f"{CASE_NAMES[path]} refused ({status}), then a rerun",
+        f"POST {path} -> {status} (every time)",
+        result,
+    )
     assert result.returncode == 1
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert f"HTTP {status}" in error and "running the release again is safe" in error
@@ -92,27 +150,34 @@ def test_permanent_4xx_is_not_retried_and_rerun_completes(hub, workspace, path, 
     injected.times = injected.hits
     again = r1release(hub, workspace, *ARGS)
     assert again.returncode == 0, again.stderr
-    assert released_once(hub)
+    assert released_once(hub, workspace)
 
 
-def test_persistent_5xx_stops_bounded_then_rerun_completes(hub, workspace):
+def test_persistent_5xx_stops_bounded_then_rerun_completes(hub, workspace, record):
     injected = hub.fail("POST", r"/commit/", status=503, times=100)
     result = r1release(hub, workspace, *ARGS)
+    record("commit keeps failing (503), then a rerun", "POST /commit/ -> 503 (every time)", result)
     assert result.returncode == 1 and "running the release again is safe" in result.stderr
     assert injected.hits == 6  # the first try and five retries
     assert no_tag(hub) and hub.commit_counts[REPO_ID] == 0
     injected.times = injected.hits
     assert r1release(hub, workspace, *ARGS).returncode == 0
-    assert released_once(hub)
+    assert released_once(hub, workspace)
 
 
-def test_concurrent_releases_make_one_commit_and_one_tag(hub, workspace):
+def _error_line(stderr: str) -> str:
+    [error] = [line for line in stderr.splitlines() if line.startswith("error:")]
+    return error
+
+
+@pytest.mark.parametrize("args", [ARGS, RELEASE], ids=["push", "release"])
+def test_concurrent_releases_make_one_commit_and_one_tag(hub, workspace, record, args):
     env = client_env(hub, workspace / ".hf-home", "hf_concurrent") | {"R1RELEASE_RETRY_SCALE": "0"}
     env.pop("CI", None)
     env.pop("GITHUB_ACTIONS", None)
     hub.add_repo(REPO_ID, private=True)  # both processes plan against the same head
     hub.slow("POST", r"/preupload/", seconds=1.5, times=2)  # keep them overlapping
-    cmd = [sys.executable, "-m", "r1release.cli", *ARGS]
+    cmd = [sys.executable, "-m", "r1release.cli", *args]
     procs = [
         subprocess.Popen(
             cmd, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -120,14 +185,89 @@ def test_concurrent_releases_make_one_commit_and_one_tag(hub, workspace):
         for _ in range(2)
     ]
     outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    codes = sorted(code for code, _ in outcomes)
+    losers = [_error_line(err) for code, err in outcomes if code == 1]
+    record(
+        f"two `r1release {args[0]}` processes for the same version",
+        "started together",
+        f"exit codes {codes}; " + (losers[0] if losers else "the loser was a no-op"),
+        area="Concurrency",
+    )
     for code, stderr in outcomes:
         assert code in (0, 1), stderr
-        if code == 1:
-            [error] = [line for line in stderr.splitlines() if line.startswith("error:")]
-            assert "run the release again" in error or "running the release again" in error
-    assert any(code == 0 for code, _ in outcomes)
-    assert hub.commit_counts[REPO_ID] == 1
-    repo = hub.repo(REPO_ID)
-    assert repo.tags["v1.0.0"] == repo.branches["main"]
-    final = r1release(hub, workspace, *ARGS)
+    for error in losers:
+        assert "run the release again" in error or "running the release again" in error
+    assert 0 in codes
+    assert released_once(hub, workspace)
+    final = r1release(hub, workspace, *args)
     assert final.returncode == 0 and "already released" in final.stdout
+
+
+def test_same_release_landing_while_committing_is_recognised(hub, workspace, record):
+    hub.add_repo(REPO_ID, private=True)
+    rival: list = []
+    # Hold this release's commit while a second, complete release of the same files runs.
+    hub.intercept("POST", r"/commit/", lambda: rival.append(r1release(hub, workspace, *ARGS)))
+    result = r1release(hub, workspace, *ARGS)
+    said = [line for line in result.stderr.splitlines() if "already holds" in line]
+    record(
+        "the same release lands between planning and committing",
+        "a complete second release runs just before POST /commit/",
+        result,
+        area="Concurrency",
+        message=(said or [None])[0],
+    )
+    assert rival[0].returncode == 0, rival[0].stderr
+    assert result.returncode == 0, result.stderr
+    assert "the Hub already holds these files" in result.stderr
+    assert released_once(hub, workspace)
+
+
+def test_other_commit_while_committing_stops_then_rerun_completes(hub, workspace, record):
+    hub.add_repo(REPO_ID, private=True)
+    hub.intercept("POST", r"/commit/", lambda: hub.add_commit(REPO_ID, {"notes.md": b"rival"}))
+    result = r1release(hub, workspace, *ARGS)
+    record(
+        "someone else commits to main between planning and committing",
+        "a different commit just before POST /commit/",
+        result,
+        area="Concurrency",
+    )
+    assert result.returncode == 1
+    error = _error_line(result.stderr)
+    assert (
+        "moved to" in error and "no tag was created" in error and "run the release again" in error
+    )
+    assert no_tag(hub) and hub.commit_counts[REPO_ID] == 0
+    assert hub.files(REPO_ID)["notes.md"] == b"rival"  # the other commit is untouched
+    again = r1release(hub, workspace, *ARGS)
+    assert again.returncode == 0, again.stderr
+    assert released_once(hub, workspace)
+
+
+def test_other_tag_while_tagging_is_a_clear_conflict(hub, workspace, record):
+    initial = hub.add_repo(REPO_ID, private=True).branches["main"]
+
+    def rival_tag() -> None:
+        with hub._lock:
+            hub.repo(REPO_ID).tags["v1.0.0"] = initial
+
+    hub.intercept("POST", r"/tag/", rival_tag)
+    result = r1release(hub, workspace, *ARGS)
+    record(
+        "someone else tags the version at another commit while releasing",
+        "tag v1.0.0 -> initial commit just before POST /tag/",
+        result,
+        area="Concurrency",
+    )
+    assert result.returncode == 1
+    error = _error_line(result.stderr)
+    assert "tag v1.0.0 was created at" in error and "by someone else" in error
+    repo = hub.repo(REPO_ID)
+    assert repo.tags["v1.0.0"] == initial  # their tag is not moved without --force
+    assert hub.commit_counts[REPO_ID] == 1
+    again = r1release(hub, workspace, *ARGS)
+    assert again.returncode == 1 and "already points at" in again.stderr
+    forced = r1release(hub, workspace, *ARGS, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert released_once(hub, workspace)
