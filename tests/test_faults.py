@@ -9,6 +9,7 @@ uploads sleep about a second each, so each of those cases injects a single fault
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
@@ -27,7 +28,34 @@ RELEASE = ("release", "--publish", "--model", "OpenR1-Tiny", "--version", "v1.0.
 @pytest.fixture
 def workspace(checkpoint, tmp_path):
     write_release_yaml(tmp_path, checkpoint("qwen2.5-base-after-chatml-sft"))
+    (tmp_path / "tmp").mkdir()
     return tmp_path
+
+
+def state(workspace: Path) -> dict[str, object]:
+    """Everything a run could change locally: each path (type, size, mtime, content digest)
+    but caches, and what is left in the temporary directory the run is given."""
+    out: dict[str, object] = {}
+    for path in sorted(workspace.rglob("*")):
+        rel = path.relative_to(workspace).as_posix()
+        if rel.split("/")[0] == ".hf-home" or rel.startswith("tmp/torchinductor_"):
+            continue  # the client's cache; torch's compile cache (importing torch._dynamo)
+        st = path.lstat()
+        if path.is_file() and not path.is_symlink():
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[rel] = (st.st_mode, st.st_size, st.st_mtime_ns, digest)
+        else:  # a directory's mtime moves with its entries, which are compared themselves
+            out[rel] = (st.st_mode,)
+    return out
+
+
+def run(hub, workspace: Path, *args: str):
+    """`r1release ARGS` that must leave the checkpoint, the workspace and its temporary
+    directory exactly as they were, whatever happened on the Hub (no staging left over)."""
+    before = state(workspace)
+    result = r1release(hub, workspace, *args, env={"TMPDIR": str(workspace / "tmp")})
+    assert state(workspace) == before, "the run changed local files or left staging behind"
+    return result
 
 
 def released_once(hub, workspace: Path | None = None) -> bool:
@@ -99,7 +127,7 @@ CASE_NAMES = {
 )
 def test_transient_fault_is_retried_to_completion(hub, workspace, record, method, path, fault):
     injected = hub.fail(method, path, **fault)
-    result = r1release(hub, workspace, *ARGS)
+    result = run(hub, workspace, *ARGS)
     lost = " (after it was carried out)" if fault.get("after") else ""
     record(
         f"{CASE_NAMES[path]} fails transiently{lost}",
@@ -117,7 +145,7 @@ def test_transient_fault_is_retried_to_completion(hub, workspace, record, method
 def test_slow_response_completes(hub, workspace, record):
     slow = hub.slow("POST", r"/commit/", seconds=3)
     started = time.monotonic()
-    result = r1release(hub, workspace, *ARGS)
+    result = run(hub, workspace, *ARGS)
     record(
         "a very slow commit response",
         "POST /commit/ answered after 3 s",
@@ -135,7 +163,7 @@ def test_slow_response_completes(hub, workspace, record):
 )
 def test_permanent_4xx_is_not_retried_and_rerun_completes(hub, workspace, record, path, status):
     injected = hub.fail("POST", path, status=status, times=100)
-    result = r1release(hub, workspace, *ARGS)
+    result = run(hub, workspace, *ARGS)
     record(
         f"{CASE_NAMES[path]} refused ({status}), then a rerun",
         f"POST {path} -> {status} (every time)",
@@ -148,20 +176,20 @@ def test_permanent_4xx_is_not_retried_and_rerun_completes(hub, workspace, record
     assert no_tag(hub)
     assert hub.commit_counts[REPO_ID] <= 1
     injected.times = injected.hits
-    again = r1release(hub, workspace, *ARGS)
+    again = run(hub, workspace, *ARGS)
     assert again.returncode == 0, again.stderr
     assert released_once(hub, workspace)
 
 
 def test_persistent_5xx_stops_bounded_then_rerun_completes(hub, workspace, record):
     injected = hub.fail("POST", r"/commit/", status=503, times=100)
-    result = r1release(hub, workspace, *ARGS)
+    result = run(hub, workspace, *ARGS)
     record("commit keeps failing (503), then a rerun", "POST /commit/ -> 503 (every time)", result)
     assert result.returncode == 1 and "running the release again is safe" in result.stderr
     assert injected.hits == 6  # the first try and five retries
     assert no_tag(hub) and hub.commit_counts[REPO_ID] == 0
     injected.times = injected.hits
-    assert r1release(hub, workspace, *ARGS).returncode == 0
+    assert run(hub, workspace, *ARGS).returncode == 0
     assert released_once(hub, workspace)
 
 
@@ -177,6 +205,8 @@ def test_concurrent_releases_make_one_commit_and_one_tag(hub, workspace, record,
     env.pop("GITHUB_ACTIONS", None)
     hub.add_repo(REPO_ID, private=True)  # both processes plan against the same head
     hub.slow("POST", r"/preupload/", seconds=1.5, times=2)  # keep them overlapping
+    env["TMPDIR"] = str(workspace / "tmp")
+    before = state(workspace)
     cmd = [sys.executable, "-m", "r1release.cli", *args]
     procs = [
         subprocess.Popen(
@@ -185,6 +215,7 @@ def test_concurrent_releases_make_one_commit_and_one_tag(hub, workspace, record,
         for _ in range(2)
     ]
     outcomes = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    assert state(workspace) == before
     codes = sorted(code for code, _ in outcomes)
     losers = [_error_line(err) for code, err in outcomes if code == 1]
     record(
@@ -199,7 +230,7 @@ def test_concurrent_releases_make_one_commit_and_one_tag(hub, workspace, record,
         assert "run the release again" in error or "running the release again" in error
     assert 0 in codes
     assert released_once(hub, workspace)
-    final = r1release(hub, workspace, *args)
+    final = run(hub, workspace, *args)
     assert final.returncode == 0 and "already released" in final.stdout
 
 
@@ -207,8 +238,8 @@ def test_same_release_landing_while_committing_is_recognised(hub, workspace, rec
     hub.add_repo(REPO_ID, private=True)
     rival: list = []
     # Hold this release's commit while a second, complete release of the same files runs.
-    hub.intercept("POST", r"/commit/", lambda: rival.append(r1release(hub, workspace, *ARGS)))
-    result = r1release(hub, workspace, *ARGS)
+    hub.intercept("POST", r"/commit/", lambda: rival.append(run(hub, workspace, *ARGS)))
+    result = run(hub, workspace, *ARGS)
     said = [line for line in result.stderr.splitlines() if "already holds" in line]
     record(
         "the same release lands between planning and committing",
@@ -226,7 +257,7 @@ def test_same_release_landing_while_committing_is_recognised(hub, workspace, rec
 def test_other_commit_while_committing_stops_then_rerun_completes(hub, workspace, record):
     hub.add_repo(REPO_ID, private=True)
     hub.intercept("POST", r"/commit/", lambda: hub.add_commit(REPO_ID, {"notes.md": b"rival"}))
-    result = r1release(hub, workspace, *ARGS)
+    result = run(hub, workspace, *ARGS)
     record(
         "someone else commits to main between planning and committing",
         "a different commit just before POST /commit/",
@@ -240,7 +271,7 @@ def test_other_commit_while_committing_stops_then_rerun_completes(hub, workspace
     )
     assert no_tag(hub) and hub.commit_counts[REPO_ID] == 0
     assert hub.files(REPO_ID)["notes.md"] == b"rival"  # the other commit is untouched
-    again = r1release(hub, workspace, *ARGS)
+    again = run(hub, workspace, *ARGS)
     assert again.returncode == 0, again.stderr
     assert released_once(hub, workspace)
 
@@ -253,7 +284,7 @@ def test_other_tag_while_tagging_is_a_clear_conflict(hub, workspace, record):
             hub.repo(REPO_ID).tags["v1.0.0"] = initial
 
     hub.intercept("POST", r"/tag/", rival_tag)
-    result = r1release(hub, workspace, *ARGS)
+    result = run(hub, workspace, *ARGS)
     record(
         "someone else tags the version at another commit while releasing",
         "tag v1.0.0 -> initial commit just before POST /tag/",
@@ -266,8 +297,8 @@ def test_other_tag_while_tagging_is_a_clear_conflict(hub, workspace, record):
     repo = hub.repo(REPO_ID)
     assert repo.tags["v1.0.0"] == initial  # their tag is not moved without --force
     assert hub.commit_counts[REPO_ID] == 1
-    again = r1release(hub, workspace, *ARGS)
+    again = run(hub, workspace, *ARGS)
     assert again.returncode == 1 and "already points at" in again.stderr
-    forced = r1release(hub, workspace, *ARGS, "--force")
+    forced = run(hub, workspace, *ARGS, "--force")
     assert forced.returncode == 0, forced.stderr
     assert released_once(hub, workspace)
