@@ -72,13 +72,43 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+_SECRETS: list[str] = []  # tokens obtained at run time (trusted publishing)
+
+
 def _redact(text: str) -> str:
     """Remove any token this process knows from ``text``."""
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
-        token = os.environ.get(name)
+    from r1release.ci import TOKEN_VARIABLES
+
+    for token in [os.environ.get(name) for name in TOKEN_VARIABLES] + _SECRETS:
         if token and len(token) >= 4:
             text = text.replace(token, "***")
     return text
+
+
+def _trusted_publishing() -> None:
+    """With ``HF_OIDC_RESOURCE`` set, exchange the job's OIDC id token for a short-lived Hub
+    token now, before any request is made: in GitHub Actions it is masked (``::add-mask::``)
+    before anything could print it, and every error message is scrubbed of it."""
+    resource = os.environ.get("HF_OIDC_RESOURCE")
+    if not resource:
+        return
+    from huggingface_hub import get_token
+
+    from r1release.hub import PublishError
+
+    try:
+        token = get_token()  # huggingface_hub exchanges it (and caches it for this process)
+    except Exception as exc:
+        raise PublishError(
+            f"trusted publishing for {resource}: the OIDC token exchange failed: "
+            f"{_one_line(str(exc))[:300]}",
+            hint="check that the job has 'permissions: id-token: write' and that the Hub "
+            "repository trusts this workflow, or unset HF_OIDC_RESOURCE and use HF_TOKEN",
+        ) from None
+    if token:
+        _SECRETS.append(token)
+        if os.environ.get("GITHUB_ACTIONS") == "true":
+            click.echo(f"::add-mask::{token}")
 
 
 class _Group(click.Group):
@@ -488,6 +518,7 @@ def _release(
         )
     for finding in stage.report.warnings:
         click.echo(f"warning: {finding.rule}: {finding.file or ''}: {finding.message}", err=True)
+    _trusted_publishing()
     result = publish(
         stage,
         revision=config.push.revision,

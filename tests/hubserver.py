@@ -55,13 +55,15 @@ LFS_SUFFIXES: tuple[str, ...] = (
 LFS_SUFFIXES += (".npz", ".msgpack", ".pkl", ".pickle", ".model", ".zip", ".tar", ".gz")
 GITATTRIBUTES = "".join(f"*{s} filter=lfs diff=lfs merge=lfs -text\n" for s in LFS_SUFFIXES)
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
-QUERY_KINDS = frozenset({"paths-info", "validate-yaml"})  # POSTs that change nothing
+QUERY_KINDS = frozenset({"paths-info", "validate-yaml", "oauth-token"})  # POSTs: no change
 PRESIGNED = frozenset({"lfs-upload", "lfs-part"})  # storage URLs: the client sends no token
+NO_AUTH = PRESIGNED | {"oauth-token"}  # the OIDC id token in the body is the credential
 AUTH_KINDS = frozenset({"create-repo", "preupload", "commit", "tag", "lfs-batch", "lfs-verify"})
 PR_RE = re.compile(r"refs/pr/(\d+)")
 LFS_SPEC = "https://git-lfs.github.com/spec/v1"
 FIXED_ROUTES = {"api/whoami-v2": "whoami", "api/repos/create": "create-repo"}
 FIXED_ROUTES["api/validate-yaml"] = "validate-yaml"
+FIXED_ROUTES["oauth/token"] = "oauth-token"  # trusted publishing: OIDC token exchange
 REPO_ENDPOINTS = {name: name for name in ("preupload", "commit", "commits", "refs", "tree", "tag")}
 REPO_ENDPOINTS |= {"paths-info": "paths-info", "revision": "repo-info"}
 
@@ -264,6 +266,7 @@ class HubServer:
         self._faults: list[Fault] = []
         self._slow: list[Fault] = []
         self._hooks: list[Fault] = []
+        self.oidc_tokens: dict[str, str] = {}  # Hub tokens issued by OIDC exchange -> resource
         self._repos: dict[tuple[str, str], Repo] = {}
         self._blobs: dict[str, bytes] = {}
         self._uploads: dict[str, _Upload] = {}
@@ -515,6 +518,29 @@ class HubServer:
         me = {"type": "user", "id": req.user, "name": req.user, "fullname": req.user, "orgs": []}
         token = {"displayName": "loopback", "role": "write"}
         return _json(me | {"auth": {"type": "access_token", "accessToken": token}})
+
+    def _post_oauth_token(self, req: Request) -> Reply:
+        """Trusted publishing's token exchange (`huggingface_hub._oidc.exchange_oidc_token`, POST
+        /oauth/token, RFC 8693): any non-empty OIDC id token buys a short-lived Hub token scoped
+        to `resource`; it is valid for this server from then on (`oidc_tokens`)."""
+        body = req.json()
+        if not isinstance(body, dict) or not body.get("subject_token"):
+            raise HubError(400, "invalid_request: subject_token is required")
+        if body.get("grant_type") != "urn:ietf:params:oauth:grant-type:token-exchange":
+            raise HubError(400, "unsupported_grant_type")
+        token = f"hf_oidc_{secrets.token_hex(16)}"
+        self.oidc_tokens[token] = str(body.get("resource", ""))
+        if self.tokens is not None:
+            self.tokens = {**self.tokens, token: "oidc"}
+        issued = "urn:ietf:params:oauth:token-type:access_token"
+        return _json(
+            {
+                "access_token": token,
+                "token_type": "bearer",
+                "expires_in": 3600,
+                "issued_token_type": issued,
+            }
+        )
 
     def _post_create_repo(self, req: Request) -> Reply:
         """`create_repo` (POST /api/repos/create); 409 with `url` when it exists (`exist_ok`)."""
@@ -851,7 +877,7 @@ class HubServer:
             )
             verb = "get" if method == "HEAD" else method.lower()  # HEAD: GET's headers, no body
             handler = getattr(self, f"_{verb}_{kind.replace('-', '_')}", None)
-            needs_auth = kind in AUTH_KINDS if self.auth == "writes" else kind not in PRESIGNED
+            needs_auth = kind in AUTH_KINDS if self.auth == "writes" else kind not in NO_AUTH
             reply: Reply
             try:
                 if not valid:

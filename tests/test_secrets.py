@@ -242,3 +242,67 @@ def test_token_not_leaked_by_the_cli(ws, hub, record, name, args, github, fault,
         summary = (ws.gh / "summary.md").read_text()
         assert "r1release" in summary and not leaks(summary)
     assert not [k for k in os.environ if os.environ[k] == CANARY]
+
+
+# ------------------------------------------------------------------ trusted publishing (OIDC)
+
+ID_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOm9yZy9yMSJ9.OidcCanary7c4e2a9d1b"
+
+
+def _trusted_env(ws: Workspace) -> dict[str, str]:
+    event = ws.gh / "event.json"
+    event.write_text(json.dumps({"inputs": {"model": "", "version": "v1.0.0"}}))
+    return ws.github(
+        GITHUB_EVENT_NAME="workflow_dispatch",
+        GITHUB_EVENT_PATH=str(event),
+        HF_OIDC_RESOURCE=REPO_ID,
+        HF_OIDC_ID_TOKEN=ID_TOKEN,
+    )
+
+
+def test_trusted_publishing_masks_the_exchanged_token(ws, hub, record):
+    hub.tokens = {}  # only a token from the OIDC exchange is accepted
+    result = r1release(hub, ws.root, "--debug", "release", token=None, env=_trusted_env(ws))
+    [issued] = hub.oidc_tokens
+    lines = result.stdout.splitlines()
+    masks = [line for line in lines if line.startswith("::add-mask::")]
+    shown = [
+        line for line in (result.stdout + result.stderr).splitlines()
+        if line not in masks and (issued in line or ID_TOKEN[-16:] in line)
+    ]  # fmt: skip
+    files = [
+        str(path.relative_to(ws.root))
+        for path in ws.root.rglob("*")
+        if path.is_file() and any(s.encode() in path.read_bytes() for s in (issued, ID_TOKEN))
+    ]
+    stored = [s for s in (issued, ID_TOKEN[-16:]) if s in hub_state(hub)]
+    found = shown + [f"file {f}" for f in files] + [f"Hub: {s[:7]}…" for s in stored]
+    record(
+        "trusted publishing: the OIDC id token and the Hub token it buys",
+        "HF_OIDC_RESOURCE + HF_OIDC_ID_TOKEN canary; release in GitHub Actions, --debug",
+        result,
+        message="; ".join(found) or "both masked first; absent from output, files, Hub",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert hub.oidc_tokens[issued] == REPO_ID  # scoped to the released repository
+    assert f"::add-mask::{ID_TOKEN}" in masks and f"::add-mask::{issued}" in masks
+    assert lines[: len(masks)] == masks  # the masks come before anything else on stdout
+    assert not found
+
+
+def test_failed_token_exchange_is_one_clear_line(ws, hub, record):
+    hub.fail("POST", r"^/oauth/token$", status=401, body=f'{{"error": "bad token {ID_TOKEN}"}}',
+             headers={"X-Error-Message": f"invalid subject_token {ID_TOKEN}"})  # fmt: skip
+    result = r1release(hub, ws.root, "release", token=None, env=_trusted_env(ws))
+    record(
+        "trusted publishing: the OIDC exchange is refused, echoing the id token",
+        "POST /oauth/token -> 401 with the id token in body and header",
+        result,
+    )
+    assert result.returncode == 1
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "OIDC token exchange failed" in error and "id-token: write" in error
+    assert "Traceback" not in result.stderr
+    assert ID_TOKEN[-16:] not in result.stdout.replace(f"::add-mask::{ID_TOKEN}", "")
+    assert ID_TOKEN[-16:] not in result.stderr
+    assert hub.writes() == []
