@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from r1release.checkpoint import MAX_JSON, Checkpoint
+from r1release.checkpoint import (
+    MAX_JSON,
+    Checkpoint,
+    TemplateTimeout,
+    template_timeout,
+    time_limit,
+)
 from r1release.config import ModelConfig
 from r1release.errors import FileUnreadable, R1ReleaseError
 
@@ -225,27 +231,30 @@ def render_card(
     ``model_ref`` is what the quick-start snippet loads (default: the Hub repo id).
     """
     import jinja2
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
     summary = training_summary(ckpt)
-    env = jinja2.Environment(
+    context = {
+        "card_data": card_data(model, summary).to_yaml(),
+        "model": model,
+        "model_ref": model_ref or model.repo_id,
+        "base_link": _link(model.base_model, ""),
+        "dataset_link": _link(model.dataset_name, "datasets/"),
+        "release": release or ReleaseInfo(),
+        "summary": summary,
+        "prompt_example": _prompt_example(ckpt),
+        "versions": framework_versions(ckpt),
+        "fmt": _fmt,
+    }
+    # Sandboxed (no attribute walk to Python internals) and time-limited, like chat templates.
+    env = ImmutableSandboxedEnvironment(
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
     )
     try:
-        compiled = env.from_string(template or DEFAULT_TEMPLATE)
-        text = compiled.render(
-            card_data=card_data(model, summary).to_yaml(),
-            model=model,
-            model_ref=model_ref or model.repo_id,
-            base_link=_link(model.base_model, ""),
-            dataset_link=_link(model.dataset_name, "datasets/"),
-            release=release or ReleaseInfo(),
-            summary=summary,
-            prompt_example=_prompt_example(ckpt),
-            versions=framework_versions(ckpt),
-            fmt=_fmt,
-        )
-    except (jinja2.TemplateError, RecursionError) as exc:
+        with time_limit(template_timeout()):
+            text = env.from_string(template or DEFAULT_TEMPLATE).render(context)
+    except (jinja2.TemplateError, RecursionError, TemplateTimeout) as exc:
         raise R1ReleaseError(f"model card template: {exc}", hint="fix the card template") from None
     return text.rstrip() + "\n"
 
@@ -256,12 +265,10 @@ def _prompt_example(checkpoint: Checkpoint) -> str | None:
         template = checkpoint.chat_template()
         if template is None or not checkpoint.has_tokenizer():
             return None
+        checkpoint.turn_end_ids()  # renders once (cached): a broken template raises here
         tok = checkpoint.tokenizer()
-        return tok.apply_chat_template(
-            [{"role": "user", "content": "What is 7 * 6?"}],
-            chat_template=template.text,
-            tokenize=False,
-            add_generation_prompt=True,
+        return template.render(
+            tok, [{"role": "user", "content": "What is 7 * 6?"}], add_generation_prompt=True
         )
     except Exception:  # the chat-template rule reports a broken template
         return None

@@ -11,8 +11,12 @@ import fnmatch
 import json
 import math
 import os
+import signal
 import stat
 import struct
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -123,6 +127,50 @@ class TemplateError(FileUnreadable):
 class ChatTemplate:
     source: str  # file it came from
     text: str
+
+    def render(self, tokenizer: Any, conversation: list[dict[str, str]], **kwargs: Any) -> str:
+        """``tokenizer.apply_chat_template(conversation, tokenize=False)`` with this template,
+        stopped after ``R1RELEASE_TEMPLATE_TIMEOUT`` seconds (default 10): a template is code,
+        and one that loops for hours must not hang a check (raises :class:`TemplateTimeout`)."""
+        with time_limit(template_timeout()):
+            return tokenizer.apply_chat_template(
+                conversation, chat_template=self.text, tokenize=False, **kwargs
+            )
+
+
+class TemplateTimeout(Exception):
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"rendering took longer than {seconds:g} s (an endless loop?)")
+
+
+def template_timeout() -> float:
+    try:
+        return float(os.environ.get("R1RELEASE_TEMPLATE_TIMEOUT", "10"))
+    except ValueError:
+        return 10.0
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`TemplateTimeout` in the block after ``seconds`` of wall time. A timer
+    signal interrupts Python code only, so it is armed on the main thread of a POSIX process;
+    elsewhere (a worker thread, Windows) the block runs unlimited. Nested, the outer limit
+    holds."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if seconds <= 0 or not usable or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        yield  # no timer signal here, or an outer limit (or someone else's timer) is running
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise TemplateTimeout(seconds)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 class Checkpoint:
@@ -381,8 +429,8 @@ class Checkpoint:
             return ()
         tok = self.tokenizer()
         try:
-            text = tok.apply_chat_template(_PROBE_CHAT, chat_template=template.text, tokenize=False)
-        except Exception as exc:  # jinja2 syntax/runtime errors, raise_exception(), ...
+            text = template.render(tok, _PROBE_CHAT)
+        except Exception as exc:  # jinja2 syntax/runtime errors, raise_exception(), a timeout
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise TemplateError(
                 template.source,

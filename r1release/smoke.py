@@ -86,13 +86,10 @@ def _encode(tokenizer: Any, template: Any, prompt: str) -> Any:
     if template is None:
         return tokenizer(prompt, return_tensors="pt")
     try:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}],
-            chat_template=template.text,
-            add_generation_prompt=True,
-            tokenize=False,
+        text = template.render(
+            tokenizer, [{"role": "user", "content": prompt}], add_generation_prompt=True
         )
-    except Exception as exc:  # jinja2 errors, raise_exception() in the template
+    except Exception as exc:  # jinja2 errors, raise_exception() in the template, a timeout
         raise SmokeError(
             f"the chat template ({template.source}) does not render the prompt: "
             f"{type(exc).__name__}: {_line(exc)}"

@@ -319,6 +319,15 @@ def checkpoint_is(kind: str) -> Builder:
     return build
 
 
+def setenv(**values: str) -> Builder:
+    """Run the command with these environment variables."""
+
+    def build(ws: Workspace) -> None:
+        ws.env.update(values)
+
+    return build
+
+
 def both(*builders: Builder) -> Builder:
     def build(ws: Workspace) -> None:
         for builder in builders:

@@ -55,6 +55,7 @@ from hostile import (
     rename,
     root_file,
     safetensors,
+    setenv,
     snapshot,
     sparse,
     symlink,
@@ -103,6 +104,9 @@ def C(*args, **kwargs) -> Case:
 
 
 TEMPLATE_RECURSION = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}"
+# 10^10 iterations: hours of rendering (the sandbox caps one range() at 100,000 items)
+ENDLESS = "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}"
+FAST_TIMEOUT = setenv(R1RELEASE_TEMPLATE_TIMEOUT="2")
 NOT_A_VERSION = "is not a version like v1.2.0"
 
 # name, what is injected, builder, command, exit code, expected text
@@ -177,6 +181,13 @@ RELEASE_YAML = [
       "check", 2, "release.yaml: not a regular file", subprocess=True),
     C("card-template-recursion", "a card template that recurses forever",
       both(yaml_extra("card: {template: card.j2}"), root_file("card.j2", TEMPLATE_RECURSION)),
+      "card", 1, "model card template"),
+    C("card-template-endless-loop", "a card template looping 10^10 times",
+      both(yaml_extra("card: {template: card.j2}"), root_file("card.j2", ENDLESS), FAST_TIMEOUT),
+      "card", 1, "rendering took longer than 2 s", subprocess=True),
+    C("card-template-python-internals", "a card template reaching for Python internals",
+      both(yaml_extra("card: {template: card.j2}"),
+           root_file("card.j2", "{{ model.__class__.__init__.__globals__ }}")),
       "card", 1, "model card template"),
     C("card-template-non-utf8", "a card template in Latin-1",
       both(yaml_extra("card: {template: card.j2}"), root_file("card.j2", b"# Mod\xe8le\n")), "card",
@@ -325,6 +336,12 @@ CHECKPOINT = [
       put("chat_template.jinja", "{{ raise_exception('no') }}"), "check", 1, "does not render"),
     C("chat-template-recursion", "a chat template that recurses forever",
       put("chat_template.jinja", TEMPLATE_RECURSION), "check", 1, "does not render"),
+    C("chat-template-endless-loop", "a chat template looping 10^10 times",
+      both(put("chat_template.jinja", ENDLESS), FAST_TIMEOUT), "check", 1,
+      "rendering took longer than 2 s", subprocess=True),
+    C("release-chat-template-endless-loop", "a chat template looping 10^10 times, at release",
+      both(put("chat_template.jinja", ENDLESS), FAST_TIMEOUT), "release --dry-run", 1,
+      "rendering took longer than 2 s", subprocess=True),
     C("chat-template-non-utf8", "chat_template.jinja in Latin-1",
       put("chat_template.jinja", b"{{ '\xe8' }}"), "check", 1, "utf-8"),
     C("chat-template-fifo", "chat_template.jinja is a FIFO", fifo("chat_template.jinja"), "check",
