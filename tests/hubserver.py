@@ -23,6 +23,8 @@ import os
 import pickle
 import re
 import secrets
+import socket
+import struct
 import subprocess
 import sys
 import textwrap
@@ -39,6 +41,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a TCP reset
 PLURALS = {"models": "model", "datasets": "dataset", "spaces": "space"}
 PREFIX = {"model": "", "dataset": "datasets/", "space": "spaces/"}
 LFS_SUFFIXES: tuple[str, ...] = (
@@ -150,6 +153,7 @@ class Fault:
     hits: int = 0
     delay: float = 0.0
     call: Callable[[], object] | None = None
+    midway: bool = False  # drop after receiving half of the request body
 
 
 class HubError(Exception):
@@ -266,6 +270,7 @@ class HubServer:
         self._faults: list[Fault] = []
         self._slow: list[Fault] = []
         self._hooks: list[Fault] = []
+        self._midway: list[Fault] = []
         self.oidc_tokens: dict[str, str] = {}  # Hub tokens issued by OIDC exchange -> resource
         self._repos: dict[tuple[str, str], Repo] = {}
         self._blobs: dict[str, bytes] = {}
@@ -324,17 +329,21 @@ class HubServer:
         body: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         after: bool = False,
+        midway: bool = False,
     ) -> Fault:
         """Make the next `times` requests with `method` ("*": any) whose percent-decoded path
         matches `path_regex` (re.search) fail with `status` (+ `Retry-After`, `headers`, `body`)
         or, with `drop`, close the connection without a response. With `after`, the request is
         carried out and only its response replaced: "the commit landed but the reply was lost".
-        The returned `Fault` counts its `hits`."""
+        With `midway`, the connection is reset after half of the request body has arrived, the
+        client still sending: an upload cut in the middle. The returned `Fault` counts its
+        `hits`."""
         raw = body.encode() if isinstance(body, str) else body
-        args = (status, times, retry_after, drop, raw, dict(headers or {}), after)
+        args = (status, times, retry_after, drop or midway, raw, dict(headers or {}), after)
         fault = Fault(method.upper(), re.compile(path_regex), *args)
+        fault.midway = midway
         with self._lock:
-            self._faults.append(fault)
+            (self._midway if midway else self._faults).append(fault)
         return fault
 
     def slow(self, method: str, path_regex: str, seconds: float, times: int = 1) -> Fault:
@@ -942,6 +951,18 @@ class _Handler(BaseHTTPRequestHandler):
         return b"".join(chunks)
 
     def _serve(self) -> None:
+        path = unquote(urlsplit(self.path).path)
+        if self.hub._take(self.hub._midway, self.command, path) is not None:
+            length = int(self.headers.get("Content-Length") or 0)
+            got = self.rfile.read(length // 2)
+            kind = _route([s for s in path.split("/") if s])[0]
+            entry = LogEntry(self.command, path, kind, len(got), fault="dropped midway")
+            with self.hub._lock:
+                self.hub.log.append(entry)
+            self.close_connection = True
+            with contextlib.suppress(OSError):  # reset, not a clean close: the client is sending
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+            return
         body = self._read_body()
         auth, range_ = self.headers.get("Authorization"), self.headers.get("Range")
         result = self.hub._handle(self.command, self.path, auth, range_, body)

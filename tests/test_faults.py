@@ -79,7 +79,10 @@ def released_once(hub, workspace: Path | None = None) -> bool:
 
 
 def describe(method: str, path: str, fault: dict) -> str:
-    what = "connection dropped" if fault.get("drop") else str(fault["status"])
+    if fault.get("midway"):
+        what = "connection reset after half the body"
+    else:
+        what = "connection dropped" if fault.get("drop") else str(fault["status"])
     if fault.get("retry_after"):
         what += f" + Retry-After: {fault['retry_after']}"
     times = fault.get("times", 1)
@@ -112,7 +115,8 @@ CASE_NAMES = {
         ("POST", r"/preupload/", {"status": 502}),
         ("POST", r"\.git/info/lfs/objects/batch", {"status": 500}),
         ("PUT", r"^/_lfs/", {"status": 502}),
-        ("PUT", r"^/_lfs/", {"drop": True}),  # the connection drops in the middle of an upload
+        ("PUT", r"^/_lfs/", {"drop": True}),  # the upload arrives, the reply never comes
+        ("PUT", r"^/_lfs/", {"midway": True}),  # the connection resets in the middle of an upload
         ("POST", r"/commit/", {"status": 503, "retry_after": 7}),
         ("POST", r"/commit/", {"status": 502, "times": 3}),
         ("POST", r"/commit/", {"drop": True}),

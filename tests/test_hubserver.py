@@ -255,6 +255,19 @@ def test_dropped_connections(hub: HubServer, tmp_path: Path) -> None:
     assert hub.count("commit") == 2
 
 
+def test_midway_reset_cuts_an_upload_while_the_client_sends(hub: HubServer) -> None:
+    hub.fail("PUT", r"^/_lfs/", midway=True)
+    body = b"x" * (32 * 1024 * 1024)  # far more than the socket buffers hold
+    conn = http.client.HTTPConnection("127.0.0.1", int(hub.url.rsplit(":", 1)[1]), timeout=30)
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        conn.request("PUT", "/_lfs/upload-1", body=body)
+        conn.getresponse()
+    conn.close()
+    [entry] = [e for e in hub.log if e.fault]
+    assert entry.fault == "dropped midway" and entry.kind == "lfs-upload"
+    assert entry.received == len(body) // 2
+
+
 def test_not_found_errors_and_refused_commits(hub: HubServer, tmp_path: Path) -> None:
     first, second = seed(hub)
     result = run_client(
