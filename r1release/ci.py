@@ -12,11 +12,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from r1release.errors import TOKEN_VARIABLES
 from r1release.findings import Finding, Report
-
-# Secrets r1release may find in its environment: Hub tokens, and the OIDC id token that
-# trusted publishing exchanges for one.
-TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_ID_TOKEN")
 
 
 def in_github_actions(env: Mapping[str, str] | None = None) -> bool:

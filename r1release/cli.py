@@ -72,17 +72,11 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-_SECRETS: list[str] = []  # tokens obtained at run time (trusted publishing)
-
-
 def _redact(text: str) -> str:
     """Remove any token this process knows from ``text``."""
-    from r1release.ci import TOKEN_VARIABLES
+    from r1release.errors import redact
 
-    for token in [os.environ.get(name) for name in TOKEN_VARIABLES] + _SECRETS:
-        if token and len(token) >= 4:
-            text = text.replace(token, "***")
-    return text
+    return redact(text)
 
 
 def _trusted_publishing() -> None:
@@ -94,6 +88,7 @@ def _trusted_publishing() -> None:
         return
     from huggingface_hub import get_token
 
+    from r1release.errors import remember_secret
     from r1release.hub import PublishError
 
     try:
@@ -106,7 +101,7 @@ def _trusted_publishing() -> None:
             "repository trusts this workflow, or unset HF_OIDC_RESOURCE and use HF_TOKEN",
         ) from None
     if token:
-        _SECRETS.append(token)
+        remember_secret(token)
         if os.environ.get("GITHUB_ACTIONS") == "true":
             click.echo(f"::add-mask::{token}")
 

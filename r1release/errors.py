@@ -6,17 +6,38 @@ library callers get the exception with the same message.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Secrets r1release may find in its environment: Hub tokens, and the OIDC id token that
+# trusted publishing exchanges for one.
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_OIDC_ID_TOKEN")
+_SECRETS: list[str] = []  # obtained at run time (the token trusted publishing buys)
+
+
+def remember_secret(value: str) -> None:
+    """Redact ``value`` from every message from now on, as the environment's tokens are."""
+    if value and value not in _SECRETS:
+        _SECRETS.append(value)
+
+
+def redact(text: str) -> str:
+    """``text`` with every token this process knows replaced by ``***``."""
+    for token in [os.environ.get(name) for name in TOKEN_VARIABLES] + _SECRETS:
+        if token and len(token) >= 4:
+            text = text.replace(token, "***")
+    return text
 
 
 class R1ReleaseError(Exception):
-    """A problem the user can fix; ``str()`` is the one-line message."""
+    """A problem the user can fix; ``str()`` is the one-line message, never holding a token
+    (a Hub error that echoes the request's headers is redacted)."""
 
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = hint
+        self.message = redact(message)
+        self.hint = redact(hint) if hint else hint
         super().__init__(self.__str__())
 
     def __str__(self) -> str:

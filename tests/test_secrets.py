@@ -306,3 +306,27 @@ def test_failed_token_exchange_is_one_clear_line(ws, hub, record):
     assert ID_TOKEN[-16:] not in result.stdout.replace(f"::add-mask::{ID_TOKEN}", "")
     assert ID_TOKEN[-16:] not in result.stderr
     assert hub.writes() == []
+
+
+def test_library_errors_never_hold_the_token(ws, monkeypatch, record):
+    """In a training script there is no CLI to scrub output: ``r1release.load_config`` with
+    the token pasted into ``repo_id`` raises a ConfigError whose text is already redacted."""
+    import r1release
+
+    monkeypatch.setenv("HF_TOKEN", CANARY)
+    text = (ws.root / "release.yaml").read_text()
+    bad = ws.root / "bad.yaml"
+    bad.write_text(text.replace(f"repo_id: {REPO_ID}", f"repo_id: 'https://u:{CANARY}@hf.co/x'"))
+    with pytest.raises(r1release.ConfigError) as caught:
+        r1release.load_config(bad)
+    bad.unlink()  # not a leak of ours: the file is the user's
+    error = caught.value
+    found = leaks(f"{error}\n{error.message}\n{error.hint}\n{error.args}")
+    record(
+        "library error (no CLI) holding the token",
+        "the canary pasted into repo_id; r1release.load_config() in-process",
+        str(error),
+        message="; ".join(found) or "token absent from the exception (redacted to ***)",
+    )
+    assert "repo_id" in str(error) and "***" in str(error)
+    assert not found
