@@ -88,7 +88,10 @@ def release_summary(stage: Any, result: Any) -> str:
     """Markdown for a release: the plan, the Hub links, and the findings (warnings) table."""
     plan = result.plan
     endpoint = result.commit_url.split(f"/{plan.repo_id}/", 1)[0]
+    if not result.commit_url:  # offline: no request was made, so no URL came back
+        endpoint = (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
     state = "dry run" if result.dry_run else ("already released" if plan.noop else "released")
+    state += ", offline: the Hub was not contacted" if plan.offline else ""
     lines = [
         f"### r1release: {stage.model.name} {plan.version} ({state})",
         "",

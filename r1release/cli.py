@@ -278,18 +278,31 @@ def _deep_progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] 
 
     files = Checkpoint(path).files
     total = sum(e.size for e in files if not e.is_dir and not e.escapes)
-    started = time.perf_counter()
+    read, times = [0], []  # bytes read; when the scan started and when it last read
+
+    def track(n: int, update: Callable[[int], None] | None = None) -> None:
+        read[0] += n
+        times.append(time.perf_counter())
+        del times[1:-1]
+        if update is not None:
+            update(n)
+
     if sys.stderr.isatty():
         with click.progressbar(length=total, label="deep scan", file=sys.stderr) as bar:
-            yield bar.update
+            yield lambda n: track(n, bar.update)
     else:
         click.echo(f"deep scan: {len(files)} files, {_gb(total)}", err=True)
-        yield None
-    elapsed = max(time.perf_counter() - started, 1e-9)
-    click.echo(
-        f"deep scan: read {_gb(total)} in {elapsed:.1f}s ({total / elapsed / 1e9:.2f} GB/s)",
-        err=True,
+        yield track
+    if len(times) < 2:
+        return  # the check stopped before the scan, or the scan read nothing
+    # The scan's own time: the rules that run after it (and their imports) are not counted.
+    elapsed = max(times[-1] - times[0], 1e-3)
+    rate = (
+        f"{read[0] / elapsed / 1e9:.2f} GB/s"
+        if read[0] >= 1e8
+        else f"{read[0] / elapsed / 1e6:.0f} MB/s"
     )
+    click.echo(f"deep scan: read {_gb(read[0])} in {elapsed:.2f}s ({rate})", err=True)
 
 
 def _gb(n: int) -> str:
@@ -489,9 +502,15 @@ def _release(
     config: Config, model: ModelConfig, version: str, *, dry_run: bool, force: bool
 ) -> None:
     from r1release.card import ReleaseInfo
-    from r1release.hub import publish
+    from r1release.errors import UsageError
+    from r1release.hub import hub_offline, publish
     from r1release.stage import build_stage
 
+    if not dry_run and hub_offline():  # before the checks and the deep scan: fail fast
+        raise UsageError(
+            "HF_HUB_OFFLINE is set: the Hub cannot be reached to publish",
+            hint="unset HF_HUB_OFFLINE, or pass --dry-run to plan offline",
+        )
     click.echo(
         f"release {model.name} {version} -> {model.repo_id} "
         f"({'dry run' if dry_run else 'publishing'})",
@@ -556,6 +575,8 @@ def _blocked_report(github: bool) -> Iterator[None]:
 def _print_plan(stage: Any, result: Any) -> None:
     plan = result.plan
     repo = "new repository" if not plan.repo_exists else f"revision {plan.revision}"
+    if plan.offline:
+        repo = "Hub not contacted: HF_HUB_OFFLINE is set, every file is shown as new"
     click.echo(f"{plan.repo_id} ({'private' if plan.private else 'public'}, {repo})")
     width = max((len(a.path) for a in plan.actions), default=0)
     for action in plan.actions:
@@ -563,7 +584,9 @@ def _print_plan(stage: Any, result: Any) -> None:
         click.echo(f"  {action.state:<10} {action.path:<{width}}  {_size(action.size):>10}{origin}")
     for path in stage.excluded:
         click.echo(f"  {'excluded':<10} {path}  (training state)")
-    if plan.tag_matches:
+    if plan.offline:
+        tag_state = "not checked: offline"
+    elif plan.tag_matches:
         tag_state = f"exists on {plan.tag_target[:12]} with this content"
     elif plan.tag_target:
         tag_state = f"exists on {plan.tag_target[:12]}, will be moved (--force)"

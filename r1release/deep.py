@@ -90,6 +90,8 @@ def scan_checkpoint(
     # Largest files first, so one big shard does not start last and finish alone.
     jobs = [j for j in _jobs(checkpoint) if skip is None or not skip(j.entry.path)]
     jobs.sort(key=lambda j: j.entry.size, reverse=True)
+    if progress is not None:
+        progress(0)  # the scan starts now (a caller timing it takes this as its start)
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for future in [pool.submit(run, job) for job in jobs]:
             future.result()

@@ -65,6 +65,7 @@ class Plan:
     head_matches: bool  # the branch head holds exactly the staged files
     actions: tuple[FileAction, ...]
     commit_message: str
+    offline: bool = False  # HF_HUB_OFFLINE: planned without the Hub, as for a new repository
 
     @property
     def needs_commit(self) -> bool:
@@ -94,6 +95,32 @@ def make_api(token: str | None = None) -> Any:
     from huggingface_hub import HfApi
 
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+
+
+def hub_offline() -> bool:
+    """huggingface_hub's offline mode (``HF_HUB_OFFLINE=1``): no request may be sent."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def offline_plan(stage: Stage, *, revision: str = "main") -> Plan:
+    """The plan without the Hub: every staged file is new, as for a repository not yet made."""
+    model = stage.model
+    return Plan(
+        model.repo_id,
+        revision,
+        stage.version,
+        model.private,
+        False,
+        None,
+        None,
+        False,
+        False,
+        _actions(stage, {}),
+        _message(stage),
+        offline=True,
+    )
 
 
 def plan_release(api: Any, stage: Stage, *, revision: str = "main") -> Plan:
@@ -149,7 +176,20 @@ def publish(
     dry_run: bool = False,
     log: Log | None = None,
 ) -> PublishResult:
-    """Release ``stage``: one commit, the version tag on it, then verify every hash."""
+    """Release ``stage``: one commit, the version tag on it, then verify every hash.
+
+    In offline mode (``HF_HUB_OFFLINE=1``) a dry run plans without the Hub (every file new)
+    and a real release stops at once with a :class:`PublishError`.
+    """
+    if hub_offline():
+        if not dry_run:
+            raise PublishError(
+                "HF_HUB_OFFLINE is set: the Hub cannot be reached to publish",
+                hint="unset HF_HUB_OFFLINE to publish, or plan offline with a dry run",
+            )
+        return PublishResult(
+            offline_plan(stage, revision=revision), "", "", False, False, False, True
+        )
     api = api or make_api()
     say = log or (lambda _msg: None)
     plan = plan_release(api, stage, revision=revision)
@@ -383,7 +423,12 @@ def _retry(what: str, attempt: Callable[[], Any], *, wrote: bool) -> Any:
 
 
 def transient(exc: BaseException) -> bool:
-    """A failure worth retrying: 408/429/5xx, or the connection failed or dropped."""
+    """A failure worth retrying: 408/429/5xx, or the connection failed or dropped (but not
+    huggingface_hub's offline mode, which fails every request the same way)."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    if isinstance(exc, OfflineModeIsEnabled):
+        return False
     status = _status(exc)
     if status is not None:
         return status in TRANSIENT_STATUS

@@ -150,3 +150,27 @@ def test_every_rule_documents_itself():
     for rule in RULES:
         assert rule.doc.startswith(rule.name), rule.name
         assert rule.description
+
+
+def test_deep_scan_line_times_the_scan_not_the_rules(checkpoint, monkeypatch):
+    """The throughput line measures reading the files; rules that run afterwards (here one
+    that takes 100 s on a fake clock) are not counted."""
+    import types
+
+    import r1release.checker
+    import r1release.cli
+
+    clock = [1000.0]
+    monkeypatch.setattr(r1release.cli, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    run_rules = r1release.checker.run_rules
+
+    def slow_rules(*args, **kwargs):
+        clock[0] += 100.0
+        return run_rules(*args, **kwargs)
+
+    monkeypatch.setattr(r1release.checker, "run_rules", slow_rules)
+    path = checkpoint("qwen2.5-base-after-chatml-sft")
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    result = invoke(["check", "--deep", str(path)])
+    [line] = [s for s in result.stderr.splitlines() if s.startswith("deep scan: read")]
+    assert line.startswith(f"deep scan: read {size / 1e6:.1f} MB in 0.00s"), line

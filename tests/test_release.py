@@ -139,6 +139,54 @@ def test_dry_run_sends_no_write(hub, broken, tmp_path):
     assert "dry run: nothing was sent" in out
 
 
+def test_offline_dry_run_plans_without_the_hub(hub, broken, tmp_path):
+    """HF_HUB_OFFLINE=1: a local dry run needs no Hub (every file new); publishing stops at
+    once, before the checks, with one line and exit 2."""
+    write_release_yaml(tmp_path, broken)
+    hub.add_repo(REPO_ID)  # reachable, but offline mode must not touch it
+    summary = tmp_path / "summary.md"
+    env = {"HF_HUB_OFFLINE": "1", "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    args = ("release", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    result = r1release(hub, tmp_path, *args, "--dry-run", env=env)
+    assert result.returncode == 0, result.stderr
+    assert hub.log == []
+    out = result.stdout
+    assert "Hub not contacted: HF_HUB_OFFLINE is set" in out
+    assert any(line.split()[:2] == ["new", "config.json"] for line in out.splitlines())
+    assert "tag: v1.0.0 (not checked: offline)" in out and "# OpenR1-Tiny" in out
+    assert "offline: the Hub was not contacted" in summary.read_text()
+    publish = r1release(hub, tmp_path, *args, "--publish", env={"HF_HUB_OFFLINE": "1"})
+    assert publish.returncode == 2
+    assert publish.stderr.strip().splitlines() == [
+        "error: HF_HUB_OFFLINE is set: the Hub cannot be reached to publish (unset "
+        "HF_HUB_OFFLINE, or pass --dry-run to plan offline)"
+    ]
+    assert hub.log == []
+
+
+def test_library_publish_offline(broken, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from r1release.hub import PublishError, publish
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    stage = build_stage(load(write_release_yaml(tmp_path, broken)).models[0], "v1.0.0")
+    planned = publish(stage, dry_run=True)
+    assert planned.dry_run and planned.plan.offline and not planned.plan.repo_exists
+    assert {a.state for a in planned.plan.actions} == {"new"}
+    with pytest.raises(PublishError, match="HF_HUB_OFFLINE is set"):
+        publish(stage)
+
+
+def test_offline_mode_is_not_retried():
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from r1release.hub import transient
+
+    assert not transient(OfflineModeIsEnabled("offline"))
+    assert transient(ConnectionError("refused"))
+
+
 def test_rerun_is_a_noop_and_different_content_is_refused(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken)
     args = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
