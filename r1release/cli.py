@@ -506,11 +506,14 @@ def _release(
     from r1release.hub import hub_offline, publish
     from r1release.stage import build_stage
 
-    if not dry_run and hub_offline():  # before the checks and the deep scan: fail fast
-        raise UsageError(
-            "HF_HUB_OFFLINE is set: the Hub cannot be reached to publish",
-            hint="unset HF_HUB_OFFLINE, or pass --dry-run to plan offline",
-        )
+    if hub_offline():  # before the checks and the deep scan: fail fast
+        if not dry_run:
+            raise UsageError(
+                "HF_HUB_OFFLINE is set: the Hub cannot be reached to publish",
+                hint="unset HF_HUB_OFFLINE, or pass --dry-run to plan offline",
+            )
+    else:
+        _trusted_publishing()  # masked before anything else is printed; fails fast
     click.echo(
         f"release {model.name} {version} -> {model.repo_id} "
         f"({'dry run' if dry_run else 'publishing'})",
@@ -532,7 +535,6 @@ def _release(
         )
     for finding in stage.report.warnings:
         click.echo(f"warning: {finding.rule}: {finding.file or ''}: {finding.message}", err=True)
-    _trusted_publishing()
     result = publish(
         stage,
         revision=config.push.revision,

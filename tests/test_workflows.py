@@ -732,7 +732,10 @@ def test_trusted_publishing(tmp_path, workspace):
     assert {e["resource"] for e in hub.exchanges} == {REPO_ID}
     assert {e["subject_token"] for e in hub.exchanges} == {ID_TOKEN}
     released(hub, job, "v1.0.0")
-    assert EXCHANGED not in job.text() and "hf_long_lived_secret" not in job.text()
+    # The exchanged token is masked before anything else is printed, then never shown.
+    assert step.stdout.splitlines()[0] == f"::add-mask::{EXCHANGED}"
+    assert EXCHANGED not in job.text().replace(f"::add-mask::{EXCHANGED}", "")
+    assert "hf_long_lived_secret" not in job.text()
 
 
 def test_only_the_release_job_may_mint_an_id_token():
