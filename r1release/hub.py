@@ -467,6 +467,11 @@ def _hub_error(what: str, exc: Exception, wrote: bool = True) -> PublishError:
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         status = f"HTTP {exc.response.status_code}: "
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    server = " ".join(str(getattr(exc, "server_message", None) or "").split())
+    if detail.endswith(": None."):  # huggingface_hub's 403 line when X-Error-Message is unset
+        detail = detail[: -len(": None.")]
+    if server and server not in detail:
+        detail = f"{detail.rstrip('.')}: {server}"
     hint = (
         "no tag was created; running the release again is safe and completes it"
         if wrote

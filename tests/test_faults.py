@@ -176,6 +176,7 @@ def test_permanent_4xx_is_not_retried_and_rerun_completes(hub, workspace, record
     assert result.returncode == 1
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert f"HTTP {status}" in error and "running the release again is safe" in error
+    assert f"injected {status}" in error and "None" not in error  # the Hub's own message
     assert injected.hits == 1  # no retry loop
     assert no_tag(hub)
     assert hub.commit_counts[REPO_ID] <= 1
@@ -225,9 +226,11 @@ def test_concurrent_releases_make_one_commit_and_one_tag(hub, workspace, record,
     record(
         f"two `r1release {args[0]}` processes for the same version",
         "started together",
-        f"exit codes {codes}; " + (losers[0] if losers else "the loser was a no-op"),
+        subprocess.CompletedProcess(cmd, codes[-1], "", ""),
         area="Concurrency",
+        message=f"exit codes {codes}; " + (losers[0] if losers else "the other was a no-op"),
     )
+
     for code, stderr in outcomes:
         assert code in (0, 1), stderr
     for error in losers:
