@@ -104,8 +104,9 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def offline_plan(stage: Stage, *, revision: str = "main") -> Plan:
-    """The plan without the Hub: every staged file is new, as for a repository not yet made."""
+def new_repo_plan(stage: Stage, *, revision: str = "main", offline: bool = False) -> Plan:
+    """The plan for a repository that does not exist yet: every staged file is new. With
+    ``offline``, the Hub was not asked (``HF_HUB_OFFLINE``)."""
     model = stage.model
     return Plan(
         model.repo_id,
@@ -119,7 +120,7 @@ def offline_plan(stage: Stage, *, revision: str = "main") -> Plan:
         False,
         _actions(stage, {}),
         _message(stage),
-        offline=True,
+        offline=offline,
     )
 
 
@@ -130,19 +131,7 @@ def plan_release(api: Any, stage: Stage, *, revision: str = "main") -> Plan:
         "reading the repository's refs", lambda: _refs_or_none(api, model.repo_id), wrote=False
     )
     if refs is None:
-        return Plan(
-            model.repo_id,
-            revision,
-            stage.version,
-            model.private,
-            False,
-            None,
-            None,
-            False,
-            False,
-            _actions(stage, {}),
-            _message(stage),
-        )
+        return new_repo_plan(stage, revision=revision)
     heads = {b.name: b.target_commit for b in refs.branches}
     tags = {t.name: t.target_commit for t in refs.tags}
     head = heads.get(revision)
@@ -188,7 +177,7 @@ def publish(
                 hint="unset HF_HUB_OFFLINE to publish, or plan offline with a dry run",
             )
         return PublishResult(
-            offline_plan(stage, revision=revision), "", "", False, False, False, True
+            new_repo_plan(stage, revision=revision, offline=True), "", "", False, False, False, True
         )
     api = api or make_api()
     say = log or (lambda _msg: None)
