@@ -197,3 +197,23 @@ def write_weights(root: Path, shapes: Mapping[str, tuple[int, ...]], shards: int
             root / "model.safetensors.index.json",
             {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))},
         )
+
+
+def tiny_qwen2(seed: int | None = 0, **overrides: Any) -> Any:
+    """A real transformers ``Qwen2ForCausalLM`` with random weights, small enough for CPU tests:
+    hidden size 16, one layer, two heads (one KV head), Qwen2.5's vocabulary size. ``overrides``
+    go to ``Qwen2Config`` (num_hidden_layers, tie_word_embeddings, eos_token_id, ...)."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    settings: dict[str, Any] = {
+        "vocab_size": 151936,
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+    }
+    if seed is not None:
+        torch.manual_seed(seed)
+    return Qwen2ForCausalLM(Qwen2Config(**(settings | overrides)))

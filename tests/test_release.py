@@ -11,6 +11,7 @@ import pytest
 from r1release.config import load
 from r1release.stage import build_stage
 
+from factory import tiny_qwen2
 from helpers import REPO_ID, TOKEN, r1release, write_release_yaml
 from hubserver import run_client
 
@@ -79,21 +80,11 @@ result = snapshot_download(params["repo"], revision="v1.0.0", local_dir=params["
 
 def test_model_loads_from_the_download(hub, tmp_path, _built):
     torch = pytest.importorskip("torch")
-    from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoModelForCausalLM
 
     ckpt = tmp_path / "ckpt"
-    config = Qwen2Config(
-        vocab_size=151936,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        eos_token_id=151643,
-        bos_token_id=151643,
-        use_cache=False,
-    )
-    Qwen2ForCausalLM(config).to(torch.bfloat16).save_pretrained(ckpt)
+    model = tiny_qwen2(eos_token_id=151643, bos_token_id=151643, use_cache=False)
+    model.to(torch.bfloat16).save_pretrained(ckpt)
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         (ckpt / name).write_bytes((_built["qwen2.5-base-after-chatml-sft"] / name).read_bytes())
     write_release_yaml(tmp_path, ckpt)

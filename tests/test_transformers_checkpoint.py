@@ -9,28 +9,24 @@ import pytest
 from r1release.checker import check
 from r1release.fixes import apply_fixes, plan_fixes
 
+from factory import tiny_qwen2
+
 torch = pytest.importorskip("torch")
 
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory, _built):
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    from transformers import PreTrainedTokenizerFast
 
     out = tmp_path_factory.mktemp("saved")
-    config = Qwen2Config(
-        vocab_size=151936,
-        hidden_size=16,
-        intermediate_size=32,
+    model = tiny_qwen2(
         num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
         bos_token_id=151643,
         eos_token_id=151643,
         tie_word_embeddings=False,
         use_cache=False,  # as left by gradient checkpointing
     )
-    torch.manual_seed(0)
-    Qwen2ForCausalLM(config).to(torch.bfloat16).save_pretrained(out, max_shard_size="5MB")
+    model.to(torch.bfloat16).save_pretrained(out, max_shard_size="5MB")
     PreTrainedTokenizerFast.from_pretrained(
         _built["qwen2.5-base-after-chatml-sft"]
     ).save_pretrained(out)

@@ -16,7 +16,7 @@ from r1release.rules import REGISTRY, expected_tensors
 from r1release.rules.base import Context
 from r1release.rules.expected_tensors import RULE
 
-from factory import build_checkpoint, safetensors_bytes, tensor_shapes, write_weights
+from factory import build_checkpoint, safetensors_bytes, tensor_shapes, tiny_qwen2, write_weights
 from helpers import edit_json, rule_findings
 
 torch = pytest.importorskip("torch")
@@ -249,36 +249,15 @@ def _save(model, out: Path, **kwargs) -> Path:
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
 def test_real_qwen2_save_passes(tmp_path, tied, dtype):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(
-        vocab_size=1000,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=tied,
-    )
-    torch.manual_seed(0)
-    model = Qwen2ForCausalLM(config).to(getattr(torch, dtype))
+    model = tiny_qwen2(vocab_size=1000, num_hidden_layers=2, tie_word_embeddings=tied)
+    model = model.to(getattr(torch, dtype))
     path = _save(model, tmp_path / "m", max_shard_size="20KB")
     assert (path / "model.safetensors.index.json").exists()
     assert findings(path) == []
 
 
 def test_real_float32_save_with_bf16_config_fails(tmp_path):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
-    config = Qwen2Config(
-        vocab_size=1000,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-    )
-    path = _save(Qwen2ForCausalLM(config), tmp_path / "m")
+    path = _save(tiny_qwen2(vocab_size=1000), tmp_path / "m")
     doc = config_of(path)
     key = "dtype" if "dtype" in doc else "torch_dtype"
     assert doc[key] == "float32"

@@ -23,7 +23,7 @@ from r1release.rules import REGISTRY, smoke_generate
 from r1release.rules.base import Context
 from r1release.rules.smoke_generate import NEEDS_TORCH, RULE
 
-from factory import build_checkpoint, real_cases, write_json
+from factory import build_checkpoint, real_cases, tiny_qwen2, write_json
 from helpers import edit_json, rule_findings
 
 torch = pytest.importorskip("torch")
@@ -45,24 +45,17 @@ def findings(path: Path, **options) -> list:
 
 @pytest.fixture(scope="module")
 def _stopping_model(tmp_path_factory) -> Path:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     case = real_cases()[QWEN]
     root = build_checkpoint(tmp_path_factory.mktemp("smoke") / "model", case, shards=1)
     (root / "model.safetensors").unlink()
-    config = Qwen2Config(
+    model = tiny_qwen2(
+        seed=None,  # every weight is set below
         vocab_size=case["config"]["vocab_size"],
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
         max_position_embeddings=512,
         tie_word_embeddings=False,
         bos_token_id=case["config"]["bos_token_id"],
         eos_token_id=case["config"]["eos_token_id"],
     )
-    model = Qwen2ForCausalLM(config)
     with torch.no_grad():
         for param in model.parameters():
             param.zero_()
