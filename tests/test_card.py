@@ -135,18 +135,18 @@ def test_release_info_from_github_environment():
     assert info.run_url == "https://github.com/o/r/actions/runs/77"
 
 
-def test_card_command(checkpoint, tmp_path):
-    path = checkpoint()
+def _minimal_release_yaml(tmp_path, path) -> None:
     (tmp_path / "release.yaml").write_text(
         f"version: 1\nmodels:\n  - name: tiny\n    checkpoint: {path}\n    repo_id: org/tiny\n"
     )
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        out = CliRunner().invoke(main, ["card", "--version", "v1.0.0", "-o", "README.md"])
-        elsewhere = CliRunner().invoke(main, ["card", str(tmp_path)])
-    finally:
-        os.chdir(old)
+
+
+def test_card_command(checkpoint, tmp_path, monkeypatch):
+    path = checkpoint()
+    _minimal_release_yaml(tmp_path, path)
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(main, ["card", "--version", "v1.0.0", "-o", "README.md"])
+    elsewhere = CliRunner().invoke(main, ["card", str(tmp_path)])
     assert out.exit_code == 0, out.output
     assert (tmp_path / "README.md").read_text().count("# tiny") == 1
     assert elsewhere.exit_code == 2 and "no model of release.yaml" in elsewhere.stderr
@@ -194,17 +194,11 @@ def test_card_metadata_runs_only_with_a_card(checkpoint):
     assert "card-metadata" not in check(checkpoint()).rules_run
 
 
-def test_check_with_model_validates_the_card(checkpoint, tmp_path):
+def test_check_with_model_validates_the_card(checkpoint, tmp_path, monkeypatch):
     path = checkpoint()
-    (tmp_path / "release.yaml").write_text(
-        f"version: 1\nmodels:\n  - name: tiny\n    checkpoint: {path}\n    repo_id: org/tiny\n"
-    )
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        result = CliRunner().invoke(main, ["check", "--format", "json"])
-    finally:
-        os.chdir(old)
+    _minimal_release_yaml(tmp_path, path)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", "--format", "json"])
     report = json.loads(result.stdout)
     assert "card-metadata" in report["rules_run"]
     missing = {f["message"] for f in report["findings"] if f["rule"] == "card-metadata"}
