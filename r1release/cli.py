@@ -41,14 +41,14 @@ class Target:
 @contextmanager
 def error_handler(debug: bool) -> Iterator[None]:
     """Map errors to one line on stderr and an exit code; tracebacks only with --debug."""
-    from r1release.errors import R1ReleaseError
+    from r1release.errors import R1ReleaseError, redact
 
     try:
         yield
     except R1ReleaseError as exc:
         if debug:
-            click.echo(_redact(traceback.format_exc()), err=True, nl=False)
-        click.echo(f"error: {_redact(_one_line(str(exc)))}", err=True)
+            click.echo(redact(traceback.format_exc()), err=True, nl=False)
+        click.echo(f"error: {redact(_one_line(str(exc)))}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -59,9 +59,9 @@ def error_handler(debug: bool) -> Iterator[None]:
         raise
     except Exception as exc:
         if debug:
-            click.echo(_redact(traceback.format_exc()), err=True, nl=False)
+            click.echo(redact(traceback.format_exc()), err=True, nl=False)
         click.echo(
-            f"internal error: {type(exc).__name__}: {_redact(_one_line(str(exc)))} "
+            f"internal error: {type(exc).__name__}: {redact(_one_line(str(exc)))} "
             "(rerun with --debug for a traceback, and please report it)",
             err=True,
         )
@@ -70,13 +70,6 @@ def error_handler(debug: bool) -> Iterator[None]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _redact(text: str) -> str:
-    """Remove any token this process knows from ``text``."""
-    from r1release.errors import redact
-
-    return redact(text)
 
 
 def _trusted_publishing() -> None:

@@ -78,6 +78,11 @@ def released_once(hub, workspace: Path | None = None) -> bool:
     )
 
 
+def _error_line(stderr: str) -> str:
+    [error] = [line for line in stderr.splitlines() if line.startswith("error:")]
+    return error
+
+
 def describe(method: str, path: str, fault: dict) -> str:
     if fault.get("midway"):
         what = "connection reset after half the body"
@@ -174,7 +179,7 @@ def test_permanent_4xx_is_not_retried_and_rerun_completes(hub, workspace, record
         result,
     )
     assert result.returncode == 1
-    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    error = _error_line(result.stderr)
     assert f"HTTP {status}" in error and "running the release again is safe" in error
     assert f"injected {status}" in error and "None" not in error  # the Hub's own message
     assert injected.hits == 1  # no retry loop
@@ -196,11 +201,6 @@ def test_persistent_5xx_stops_bounded_then_rerun_completes(hub, workspace, recor
     injected.times = injected.hits
     assert run(hub, workspace, *ARGS).returncode == 0
     assert released_once(hub, workspace)
-
-
-def _error_line(stderr: str) -> str:
-    [error] = [line for line in stderr.splitlines() if line.startswith("error:")]
-    return error
 
 
 @pytest.mark.parametrize("args", [ARGS, RELEASE], ids=["push", "release"])
