@@ -7,13 +7,13 @@ rendered with values that are never ``None``: a missing value leaves its line ou
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 import os
+import re
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from r1release.checkpoint import (
@@ -31,36 +31,48 @@ RESULT_FILES = ("all_results.json", "train_results.json", "eval_results.json")
 
 @dataclass(frozen=True)
 class ReleaseInfo:
-    """What identifies one release: version, git commit, date, CI run."""
+    """What identifies one release: version, git commit and that commit's date.
+
+    A release's content is a function of the checkpoint, release.yaml, the version and the
+    git commit only, so the card holds nothing volatile: ``date`` is the git commit's own date
+    (not today's), and the workflow run (``run_url``, ``run_id``) goes only into the Hub
+    commit's description, the job summary and the step outputs, never into the card.
+    """
 
     version: str | None = None
     git_commit: str | None = None
-    date: str = field(default_factory=lambda: dt.date.today().isoformat())
+    date: str | None = None  # the git commit's date (YYYY-MM-DD), when known
     run_url: str | None = None
+    run_id: str | None = None
 
     @classmethod
     def from_environment(
         cls, version: str | None = None, env: Mapping[str, str] | None = None
     ) -> ReleaseInfo:
-        """Read the commit and run URL from GitHub Actions' variables, else from git."""
+        """Read the commit and run from GitHub Actions' variables, else from git."""
         env = os.environ if env is None else env
-        commit = env.get("GITHUB_SHA") or _git_head()
-        run_url = None
-        if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        commit = env.get("GITHUB_SHA") or _git(["rev-parse", "HEAD"])
+        if commit is not None and not re.fullmatch(r"[0-9a-f]{40}", commit):
+            commit = None
+        date = _git(["show", "-s", "--format=%cs", commit]) if commit else None
+        if date is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
+            date = None
+        run_url, run_id = None, env.get("GITHUB_RUN_ID") or None
+        if run_id and env.get("GITHUB_REPOSITORY"):
             server = env.get("GITHUB_SERVER_URL", "https://github.com")
-            run_url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-        return cls(version=version, git_commit=commit, run_url=run_url)
+            run_url = f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{run_id}"
+        return cls(version=version, git_commit=commit, date=date, run_url=run_url, run_id=run_id)
 
 
-def _git_head() -> str | None:
+def _git(args: list[str]) -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=False
+            ["git", *args], capture_output=True, text=True, timeout=10, check=False
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    sha = out.stdout.strip()
-    return sha if out.returncode == 0 and len(sha) == 40 else None
+    value = out.stdout.strip()
+    return value if out.returncode == 0 and value else None
 
 
 @dataclass(frozen=True)
@@ -198,8 +210,7 @@ The chat template formats that conversation as:
 
 {% if release.version %}- version: `{{ release.version }}`
 {% endif %}{% if release.git_commit %}- git commit: `{{ release.git_commit }}`
-{% endif %}- date: {{ release.date }}
-{% if release.run_url %}- workflow run: {{ release.run_url }}
+{% endif %}{% if release.date %}- date: {{ release.date }} (of the git commit)
 {% endif %}
 {%- if versions %}
 ## Framework versions
@@ -241,7 +252,8 @@ def render_card(
         "model_ref": model_ref or model.repo_id,
         "base_link": _link(model.base_model, ""),
         "dataset_link": _link(model.dataset_name, "datasets/"),
-        "release": release or ReleaseInfo(),
+        # Plain data, and only what is deterministic: no run id or URL reaches a template.
+        "release": _release_data(release or ReleaseInfo()),
         "summary": summary,
         "prompt_example": _prompt_example(ckpt),
         "versions": framework_versions(ckpt),
@@ -257,6 +269,10 @@ def render_card(
     except (jinja2.TemplateError, RecursionError, TemplateTimeout) as exc:
         raise R1ReleaseError(f"model card template: {exc}", hint="fix the card template") from None
     return text.rstrip() + "\n"
+
+
+def _release_data(release: ReleaseInfo) -> dict[str, str | None]:
+    return {"version": release.version, "git_commit": release.git_commit, "date": release.date}
 
 
 def _prompt_example(checkpoint: Checkpoint) -> str | None:

@@ -10,8 +10,9 @@ from typing import Any
 from r1release.checkpoint import Checkpoint
 from r1release.config import RuleSetting, did_you_mean
 from r1release.errors import ConfigError, FileUnreadable
-from r1release.findings import Finding, Report, Severity, sort_findings
+from r1release.findings import Finding, Report, Severity, SkippedRule, sort_findings
 from r1release.rules import REGISTRY, Context, Rule
+from r1release.rules.base import needs
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,48 @@ def _validate_options(rule: Rule, setting: RuleSetting, config_path: str | Path)
             )
 
 
+NEEDS_DEEP = "needs --deep"
+NEEDS_CARD = "needs the release's model card (pass --model)"
+OPT_IN = "opt-in: --smoke"
+
+
+def why_not(rule: Rule, *, deep: bool, card: bool, smoke: bool) -> tuple[str, bool] | None:
+    """Why ``rule`` does not run in a check with (or without) a deep scan, a card, --smoke,
+    and whether because a module it requires is missing here; None when it runs.
+
+    What the check was not asked for comes first: a deep rule in a check without --deep
+    says "needs --deep" even where torch is missing too.
+    """
+    if rule.deep and not deep:
+        return NEEDS_DEEP, False
+    if rule.needs_card and not card:
+        return NEEDS_CARD, False
+    if rule.opt_in and not smoke:
+        return OPT_IN, False
+    missing = rule.missing_requirements()
+    if missing:
+        return needs(missing), True
+    return None
+
+
 def runs(rule: Rule, *, deep: bool, card: bool, smoke: bool) -> bool:
     """Whether ``rule`` runs in a check with (or without) a deep scan, a card, --smoke."""
-    return (deep or not rule.deep) and (card or not rule.needs_card) and (smoke or not rule.opt_in)
+    return why_not(rule, deep=deep, card=card, smoke=smoke) is None
+
+
+def skipped_rules(
+    rules: list[ActiveRule], *, deep: bool, card: bool, smoke: bool
+) -> tuple[SkippedRule, ...]:
+    """The rules of ``rules`` that do not run in such a check, each with its reason."""
+    skipped = []
+    for active in rules:
+        why = why_not(active.rule, deep=deep, card=card, smoke=smoke)
+        if why is not None:
+            reason, missing = why
+            skipped.append(
+                SkippedRule(active.rule.id, active.rule.name, active.severity, reason, missing)
+            )
+    return tuple(skipped)
 
 
 def run_rules(
@@ -118,29 +158,32 @@ def check(
     card: str | None = None,
     smoke: bool = False,
     skip: Any = None,
+    scan: Any = None,
 ) -> Report:
     """Check a checkpoint directory; returns a :class:`Report` (never prints).
 
     ``path`` may be a :class:`Checkpoint` with in-memory overrides (a staged, fixed copy);
-    ``card`` is the rendered model card for the card-metadata rule.
+    ``card`` is the rendered model card for the card-metadata rule. Rules that do not run
+    (not asked for, or a required module such as torch missing) are in
+    ``Report.rules_skipped`` with the reason, never in ``rules_run``.
     """
     rules = resolve_rules(settings, config_path)
     checkpoint = path if isinstance(path, Checkpoint) else Checkpoint(path)
-    scan = None
-    if deep:
+    if deep and scan is None:  # a caller that scanned already (a release) passes its scan
         from r1release.deep import scan_checkpoint
 
         scan = scan_checkpoint(checkpoint, workers=workers, progress=progress, skip=skip)
-    findings = run_rules(checkpoint, rules, scan, card, smoke)
+    # decided once, here: the rules that run are exactly the ones the report says ran
+    skipped = skipped_rules(rules, deep=scan is not None, card=card is not None, smoke=smoke)
+    not_run = {s.rule for s in skipped}
+    ran = [a for a in rules if a.rule.name not in not_run]
+    findings = run_rules(checkpoint, ran, scan, card, smoke)
     digests = scan.digests if scan is not None else ()
     return Report(
         checkpoint=str(checkpoint.root),
         findings=sort_findings(findings),
-        rules_run=tuple(
-            a.rule.name
-            for a in rules
-            if runs(a.rule, deep=deep, card=card is not None, smoke=smoke)
-        ),
+        rules_run=tuple(a.rule.name for a in ran),
         deep=deep,
         files=tuple(digests),
+        rules_skipped=skipped,
     )

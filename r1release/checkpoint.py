@@ -84,6 +84,7 @@ class FileEntry:
     is_dir: bool = False  # only for symlinks to directories (never descended)
     target: str | None = None  # symlink target as written
     escapes: bool = False  # symlink resolves outside the checkpoint, dangles, loops, or is special
+    mtime_ns: int = 0  # of the file (the link's target for a symlink) when it was listed
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ class Checkpoint:
                     except OSError:
                         continue
                     if stat.S_ISREG(info.st_mode):
-                        entries.append(FileEntry(rel, info.st_size))
+                        entries.append(FileEntry(rel, info.st_size, mtime_ns=info.st_mtime_ns))
                     else:  # reading a FIFO blocks forever; none of these can be uploaded
                         special.append(rel)
         self._special = tuple(sorted(special))
@@ -245,7 +246,8 @@ class Checkpoint:
                 escapes = True  # a link to a FIFO or a device is never read either
         except (OSError, RuntimeError):  # dangling or a loop
             escapes, size = True, 0
-        return FileEntry(rel.as_posix(), size, True, is_dir, target, escapes)
+        mtime = 0 if escapes or is_dir else info.st_mtime_ns
+        return FileEntry(rel.as_posix(), size, True, is_dir, target, escapes, mtime)
 
     @cached_property
     def _by_path(self) -> dict[str, FileEntry]:

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from r1release.errors import TOKEN_VARIABLES
 from r1release.findings import Finding, Report
 
 
@@ -20,10 +19,17 @@ def in_github_actions(env: Mapping[str, str] | None = None) -> bool:
     return (os.environ if env is None else env).get("GITHUB_ACTIONS") == "true"
 
 
+# Secrets the runner does not know: it masks what comes from `secrets.*` (HF_TOKEN) by
+# itself, but an OIDC id token that a step put in the environment is no registered secret.
+# (The Hub token that trusted publishing buys is masked when it is obtained.)
+UNREGISTERED_SECRETS = ("HF_OIDC_ID_TOKEN",)
+
+
 def mask_commands(env: Mapping[str, str] | None = None) -> list[str]:
-    """``::add-mask::`` for every token in the environment, printed before anything else."""
+    """``::add-mask::`` for the secrets of the environment that the runner does not already
+    mask, printed (on stderr) before anything else."""
     env = os.environ if env is None else env
-    return [f"::add-mask::{env[name]}" for name in TOKEN_VARIABLES if env.get(name)]
+    return [f"::add-mask::{env[name]}" for name in UNREGISTERED_SECRETS if env.get(name)]
 
 
 def _escape_data(text: str) -> str:
@@ -81,10 +87,21 @@ def report_summary(report: Report, title: str | None = None) -> str:
         lines += ["", findings_table(report.findings)]
     else:
         lines.append(f"No findings ({len(report.rules_run)} rules).")
+    lines += skipped_lines(report)
     return "\n".join(lines) + "\n"
 
 
-def release_summary(stage: Any, result: Any) -> str:
+def skipped_lines(report: Report) -> list[str]:
+    """Markdown lines for the rules that could not run here (a missing requirement)."""
+    cannot = [s for s in report.rules_skipped if s.missing_requirement]
+    if not cannot:
+        return []
+    lines = ["", "Skipped, cannot run here:", ""]
+    lines += [f"- `{s.rule}` ({s.severity.value}): {s.reason}" for s in cannot]
+    return lines
+
+
+def release_summary(stage: Any, result: Any, release: Any = None) -> str:
     """Markdown for a release: the plan, the Hub links, and the findings (warnings) table."""
     plan = result.plan
     endpoint = result.commit_url.split(f"/{plan.repo_id}/", 1)[0]
@@ -101,11 +118,17 @@ def release_summary(stage: Any, result: Any) -> str:
     ]
     if result.commit:
         lines.append(f"- commit: [{result.commit[:12]}]({result.commit_url})")
+    if release is not None and release.git_commit:
+        lines.append(f"- git commit: `{release.git_commit}`")
+    if release is not None and release.run_url:
+        lines.append(f"- workflow run: {release.run_url}")
+    lines.append(f"- manifest sha256: `{stage.manifest_sha256()}`")
     lines += ["", "| file | state | size |", "|---|---|---|"]
     lines += [f"| `{a.path}` | {a.state} | {a.size} |" for a in plan.actions]
     lines += [f"| `{p}` | excluded (training state) | |" for p in stage.excluded]
     if stage.report.findings:
         lines += ["", findings_table(stage.report.findings)]
+    lines += skipped_lines(stage.report)
     return "\n".join(lines) + "\n"
 
 

@@ -81,7 +81,7 @@ def _trusted_publishing() -> None:
         return
     from huggingface_hub import get_token
 
-    from r1release.errors import remember_secret
+    from r1release.errors import redact, remember_secret
     from r1release.hub import PublishError
 
     try:
@@ -89,14 +89,14 @@ def _trusted_publishing() -> None:
     except Exception as exc:
         raise PublishError(
             f"trusted publishing for {resource}: the OIDC token exchange failed: "
-            f"{_one_line(str(exc))[:300]}",
+            f"{redact(_one_line(str(exc)))[:300]}",  # redact first: a cut token stays a token
             hint="check that the job has 'permissions: id-token: write' and that the Hub "
             "repository trusts this workflow, or unset HF_OIDC_RESOURCE and use HF_TOKEN",
         ) from None
     if token:
         remember_secret(token)
-        if os.environ.get("GITHUB_ACTIONS") == "true":
-            click.echo(f"::add-mask::{token}")
+        if os.environ.get("GITHUB_ACTIONS") == "true":  # the runner knows no such secret
+            click.echo(f"::add-mask::{token}", err=True)
 
 
 class _Group(click.Group):
@@ -126,8 +126,10 @@ def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
     if os.environ.get("GITHUB_ACTIONS") == "true":
         from r1release.ci import mask_commands
 
+        # On stderr, which the runner reads for workflow commands as it reads stdout: stdout
+        # may be data (a card, JSON) redirected into a file.
         for command in mask_commands():  # before anything else is printed
-            click.echo(command)
+            click.echo(command, err=True)
 
 
 def _target(ctx: click.Context, path: Path | None, model: str | None) -> Target:
@@ -251,9 +253,12 @@ def check(
         from r1release import ci
 
         for line in ci.annotations(report):
-            click.echo(line)
+            click.echo(line, err=True)
         _append_summary(ci.report_summary(report))
-    sys.exit(EXIT_FINDINGS if report.failed(strict) else EXIT_OK)
+    asked = [s for s in report.skipped_errors() if smoke and s.rule == "smoke-generate"]
+    for s in asked:
+        click.echo(f"error: {s.rule}: asked for with --smoke, but it {s.reason}", err=True)
+    sys.exit(EXIT_FINDINGS if report.failed(strict) or asked else EXIT_OK)
 
 
 def _append_summary(markdown: str) -> None:
@@ -320,12 +325,20 @@ def _print_report(report: Report) -> None:
             )
             if f.hint:
                 click.echo(f"      hint: {f.hint}")
+    cannot = [s for s in report.rules_skipped if s.missing_requirement]
+    if cannot:
+        click.secho(f"\nskipped: cannot run here ({len(cannot)})", fg="yellow", bold=True)
+        for s in cannot:
+            click.echo(f"  {s.rule} ({s.rule_id}, {s.severity.value})  {s.reason}")
     errors, warnings = len(report.errors), len(report.warnings)
     summary = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
     fixable = len(report.fixable)
     if fixable:
         summary += f"; {fixable} fixable with `r1release fix {report.checkpoint}`"
-    click.echo(f"\n{summary} ({len(report.rules_run)} rules{', deep' if report.deep else ''})")
+    ran = f"{len(report.rules_run)} rules{', deep' if report.deep else ''}"
+    if cannot:
+        ran += f"; {len(cannot)} skipped: {', '.join(s.rule for s in cannot)}"
+    click.echo(f"\n{summary} ({ran})")
 
 
 # ------------------------------------------------------------------------------- fix
@@ -417,12 +430,43 @@ _force_opt = click.option(
 )
 
 
+_format_opt = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default=None,
+    help="text (default), json (one document on stdout: plan, report, manifest), or github "
+    "(default in GitHub Actions: text plus annotations and the step summary).",
+)
+_manifest_opt = click.option(
+    "--manifest",
+    "manifest_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the release manifest (every staged file's size and sha256) to FILE.",
+)
+_expect_opt = click.option(
+    "--expect-manifest",
+    "expect_manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Refuse, before any write, when the staged files differ from this approved manifest.",
+)
+_allow_public_opt = click.option(
+    "--allow-public",
+    is_flag=True,
+    help="Publish into an existing public repository although release.yaml says private.",
+)
+
+
 @main.command()
 @_path_arg
 @_model_opt
 @click.option("--version", "version", required=True, help="Release version, e.g. v1.2.0.")
 @_dry_run_opt
 @_force_opt
+@_format_opt
+@_manifest_opt
+@_expect_opt
+@_allow_public_opt
 @click.pass_context
 def push(
     ctx: click.Context,
@@ -431,6 +475,10 @@ def push(
     version: str,
     dry_run: bool,
     force: bool,
+    fmt: str | None,
+    manifest_out: Path | None,
+    expect_manifest: Path | None,
+    allow_public: bool,
 ) -> None:
     """Check, stage and push a model of release.yaml as one commit tagged VERSION."""
     from r1release.errors import UsageError
@@ -442,7 +490,14 @@ def push(
             f"{target.checkpoint}: no model of {target.config_path} has this checkpoint",
             hint="add it to release.yaml (repo_id, base_model, ...) and pass --model NAME",
         )
-    _release(target.config, target.model, check_version(version), dry_run=dry_run, force=force)
+    _release(
+        target.config,
+        target.model,
+        check_version(version),
+        dry_run=dry_run,
+        force=force,
+        options=_ReleaseOptions(fmt, manifest_out, expect_manifest, allow_public),
+    )
 
 
 @main.command()
@@ -453,9 +508,14 @@ def push(
     "--dry-run/--publish",
     "dry_run",
     default=None,
-    help="Print the plan only / publish. Default: publish in CI, dry run elsewhere.",
+    help="Print the plan only / publish. Default: the event's dry_run input, else publish in "
+    "CI and a dry run elsewhere.",
 )
 @_force_opt
+@_format_opt
+@_manifest_opt
+@_expect_opt
+@_allow_public_opt
 @click.pass_context
 def release(
     ctx: click.Context,
@@ -464,11 +524,17 @@ def release(
     version: str | None,
     dry_run: bool | None,
     force: bool,
+    fmt: str | None,
+    manifest_out: Path | None,
+    expect_manifest: Path | None,
+    allow_public: bool,
 ) -> None:
     """Release what a git tag, a workflow_dispatch event or --model/--version names.
 
     In GitHub Actions the event decides (a pushed tag, or workflow_dispatch inputs model,
-    version and dry_run). Outside CI, release is a dry run unless --publish is given.
+    version and dry_run). A workflow_dispatch `dry_run: true` is honoured even when --model
+    or --version are given; only --publish overrides it. Outside CI, release is a dry run
+    unless --publish is given.
     """
     from r1release import config as config_mod
     from r1release import events
@@ -487,18 +553,77 @@ def release(
         resolved = found
     in_ci = os.environ.get("CI") == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
     if dry_run is None:
-        dry_run = resolved.dry_run if resolved.dry_run is not None else not in_ci
-    _release(config, resolved.model, resolved.version, dry_run=dry_run, force=force)
+        asked = events.dispatch_dry_run() if in_ci else None  # the dispatch's own choice
+        dry_run = asked if asked is not None else not in_ci
+    _release(
+        config,
+        resolved.model,
+        resolved.version,
+        dry_run=dry_run,
+        force=force,
+        options=_ReleaseOptions(fmt, manifest_out, expect_manifest, allow_public),
+    )
+
+
+def _rules_that_cannot_run(config: Config, *, in_ci: bool, say: Callable[[str], None]) -> None:
+    """A release checks everything it is configured to check: an error rule that cannot run
+    here (no torch for expected-tensors) fails a release in CI, before the deep scan, unless
+    ``push.allow_skipped`` names it; elsewhere it is a warning."""
+    from r1release.checker import resolve_rules, skipped_rules
+    from r1release.errors import ConfigError
+    from r1release.findings import Severity
+    from r1release.rules import REGISTRY
+
+    for name in config.push.allow_skipped:
+        if name not in REGISTRY:
+            raise ConfigError(f"unknown rule {name!r}", file=config.path, key="push.allow_skipped")
+    active = resolve_rules(config.rule_settings(), config.path)
+    for s in skipped_rules(active, deep=True, card=True, smoke=False):
+        if not s.missing_requirement:
+            continue
+        blocking = (
+            in_ci and s.severity is Severity.ERROR and s.rule not in config.push.allow_skipped
+        )
+        if blocking:
+            from r1release.stage import ReleaseIncomplete
+
+            raise ReleaseIncomplete(
+                f"rule {s.rule} ({s.rule_id}, error) cannot run here: it {s.reason}",
+                hint="install it on the runner (the shipped workflows and action do), or list "
+                "the rule in release.yaml's push.allow_skipped to release without it",
+            )
+        say(f"warning: rule {s.rule} is skipped: it {s.reason}")
+
+
+@dataclass(frozen=True)
+class _ReleaseOptions:
+    fmt: str | None = None
+    manifest_out: Path | None = None
+    expect_manifest: Path | None = None
+    allow_public: bool = False
 
 
 def _release(
-    config: Config, model: ModelConfig, version: str, *, dry_run: bool, force: bool
+    config: Config,
+    model: ModelConfig,
+    version: str,
+    *,
+    dry_run: bool,
+    force: bool,
+    options: _ReleaseOptions | None = None,
 ) -> None:
+    from r1release import ci
     from r1release.card import ReleaseInfo
     from r1release.errors import UsageError
-    from r1release.hub import hub_offline, publish
+    from r1release.hub import hub_offline, make_api, preflight, publish, retry_log
     from r1release.stage import build_stage
 
+    options = options or _ReleaseOptions()
+    github = ci.in_github_actions()
+    fmt = options.fmt or ("github" if github else "text")
+    approved = _read_manifest(options.expect_manifest) if options.expect_manifest else None
+    say = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    api = access = None
     if hub_offline():  # before the checks and the deep scan: fail fast
         if not dry_run:
             raise UsageError(
@@ -507,39 +632,65 @@ def _release(
             )
     else:
         _trusted_publishing()  # masked before anything else is printed; fails fast
-    click.echo(
+        api = make_api()
+        with retry_log(say):  # token, Hub, write access, visibility: seconds, not a deep scan
+            access = preflight(
+                api,
+                model.repo_id,
+                private=model.private,
+                publishing=not dry_run,
+                allow_public=options.allow_public,
+            )
+    say(
         f"release {model.name} {version} -> {model.repo_id} "
-        f"({'dry run' if dry_run else 'publishing'})",
-        err=True,
+        f"({'dry run' if dry_run else 'publishing'})"
     )
-    from r1release import ci
-
-    github = ci.in_github_actions()
+    _rules_that_cannot_run(config, in_ci=github or os.environ.get("CI") == "true", say=say)
+    release_info = ReleaseInfo.from_environment(version)
     with _deep_progress(model.checkpoint, enabled=True) as progress, _blocked_report(github):
         stage = build_stage(
             model,
             version,
-            release=ReleaseInfo.from_environment(version),
+            release=release_info,
             settings=config.rule_settings(),
             config_path=config.path,
             fix=config.push.fix,
             card_template=config.card_template(),
             progress=progress,
         )
+    manifest = stage.manifest()
+    if options.manifest_out is not None:
+        _write_file(options.manifest_out, json.dumps(manifest, indent=2) + "\n")
+    if approved is not None:
+        _compare_manifest(options.expect_manifest, approved, manifest)
     for finding in stage.report.warnings:
-        click.echo(f"warning: {finding.rule}: {finding.file or ''}: {finding.message}", err=True)
+        say(f"warning: {finding.rule}: {finding.file or ''}: {finding.message}")
     result = publish(
         stage,
+        api=api,
         revision=config.push.revision,
         force=force,
         dry_run=dry_run,
-        log=lambda msg: click.echo(msg, err=True),
+        log=say,
+        access=access,
+        allow_public=options.allow_public,
     )
-    _print_plan(stage, result)
+    if fmt == "json":
+        doc = {
+            "schema_version": 1,
+            "release": _plan_dict(stage, result),
+            "report": stage.report.to_dict(),
+            "manifest": manifest,
+        }
+        click.echo(json.dumps(doc, indent=2))
+        with _stdout_to_stderr():
+            _print_plan(stage, result)
+    else:
+        _print_plan(stage, result)
     if github:
         for line in ci.annotations(stage.report):
-            click.echo(line)
-        _append_summary(ci.release_summary(stage, result))
+            click.echo(line, err=True)
+        _append_summary(ci.release_summary(stage, result, release_info))
     ci.write_outputs(
         {
             "repo_id": result.plan.repo_id,
@@ -547,8 +698,82 @@ def _release(
             "revision": result.commit,
             "commit_url": result.commit_url,
             "dry_run": "true" if result.dry_run else "false",
+            "manifest_sha256": stage.manifest_sha256(),
         }
     )
+
+
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Human-readable lines go to stderr while stdout carries a JSON document."""
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    from r1release.errors import UsageError
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(64 * 1024 * 1024 + 1)
+        doc = json.loads(raw.decode("utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read the approved manifest: {exc.strerror}") from None
+    except (ValueError, RecursionError) as exc:
+        raise UsageError(f"{path}: not a release manifest (invalid JSON: {exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), list):
+        raise UsageError(f"{path}: not a release manifest (written by `release --manifest`)")
+    return doc
+
+
+def _compare_manifest(path: Path | None, approved: dict[str, Any], staged: dict[str, Any]) -> None:
+    from r1release.stage import StageChanged, manifest_differences
+
+    differences = manifest_differences(approved, staged)
+    if differences:
+        shown = "; ".join(differences[:5]) + (
+            f" (and {len(differences) - 5} more)" if len(differences) > 5 else ""
+        )
+        raise StageChanged(
+            f"{path}: this release differs from the approved plan: {shown}; nothing was sent",
+            hint="plan and approve the release again",
+        )
+
+
+def _write_file(path: Path, text: str) -> None:
+    from r1release.errors import UsageError
+    from r1release.fixes import atomic_write
+
+    if not path.parent.is_dir():
+        raise UsageError(f"{path}: directory {path.parent} does not exist")
+    atomic_write(path, text)
+
+
+def _plan_dict(stage: Any, result: Any) -> dict[str, Any]:
+    plan = result.plan
+    return {
+        "repo_id": plan.repo_id,
+        "version": plan.version,
+        "revision": plan.revision,
+        "private": plan.private,
+        "repo_exists": plan.repo_exists,
+        "anonymous": plan.anonymous,
+        "offline": plan.offline,
+        "dry_run": result.dry_run,
+        "already_released": plan.noop,
+        "commit": result.commit,
+        "commit_url": result.commit_url,
+        "commit_message": plan.commit_message,
+        "needs_commit": plan.needs_commit,
+        "tag_target": plan.tag_target,
+        "files": [
+            {"path": a.path, "state": a.state, "size": a.size, "origin": a.origin}
+            for a in plan.actions
+        ],
+        "excluded": list(stage.excluded),
+    }
 
 
 @contextmanager
@@ -562,7 +787,7 @@ def _blocked_report(github: bool) -> Iterator[None]:
     except ReleaseBlocked as exc:
         if github:
             for line in ci.annotations(exc.report):
-                click.echo(line)
+                click.echo(line, err=True)
             _append_summary(ci.report_summary(exc.report, "release stopped by findings"))
         raise
 
@@ -570,6 +795,8 @@ def _blocked_report(github: bool) -> Iterator[None]:
 def _print_plan(stage: Any, result: Any) -> None:
     plan = result.plan
     repo = "new repository" if not plan.repo_exists else f"revision {plan.revision}"
+    if plan.anonymous and not plan.repo_exists:
+        repo = "not found without a token: a private repository is invisible, it may exist"
     if plan.offline:
         repo = "Hub not contacted: HF_HUB_OFFLINE is set, every file is shown as new"
     click.echo(f"{plan.repo_id} ({'private' if plan.private else 'public'}, {repo})")

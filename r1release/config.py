@@ -93,6 +93,13 @@ class PushConfig:
         default=True,
         metadata=_doc("Upload a fixed staged copy; the checkpoint on disk is never edited."),
     )
+    allow_skipped: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Rules of error severity that a release in CI may skip when they cannot run here "
+            "(e.g. expected-tensors without torch); by default such a skip fails the release."
+        ),
+    )
 
 
 @dataclass(frozen=True)

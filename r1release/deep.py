@@ -31,6 +31,11 @@ from r1release.findings import FileDigest
 # of the hashing time on the bench machine (no SHA extensions), 5% with 1 MiB; the share is
 # larger where sha256 is faster. End to end the difference was within noise there.
 CHUNK = 1024 * 1024
+# Files up to this size keep their bytes from the scan: a release uploads exactly the bytes it
+# hashed (configs, tokenizer, card-sized files; tokenizer.json of Qwen2.5 is about 7 MB).
+# Larger files are uploaded from disk with the scanned sha256 declared, so the Hub refuses
+# content that changed after the scan.
+KEEP_BYTES = 16 * 1024 * 1024
 PROGRESS_STEP = 8 * 1024 * 1024  # report progress in steps of at least this many bytes
 BLOCK = 128 * 1024  # bytes counted at a time when a piece holds non-finite values
 
@@ -51,11 +56,43 @@ _SIGNED: dict[type, type] = {np.uint8: np.int8, np.uint16: np.int16, np.uint32: 
 Progress = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class FileStat:
+    """Identity of a file as scanned: any change of it means the bytes may have changed."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 @dataclass
 class DeepScan:
     digests: list[FileDigest] = field(default_factory=list)
     nonfinite: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     bytes_read: int = 0
+    contents: dict[str, bytes] = field(default_factory=dict)  # files of at most KEEP_BYTES
+    stats: dict[str, FileStat] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)  # files that changed while being scanned
+
+    def digest(self, path: str) -> FileDigest | None:
+        return next((d for d in self.digests if d.path == path), None)
+
+    def changed_since(self, root: os.PathLike[str] | str) -> list[str]:
+        """Scanned files whose size, mtime or inode differ now (or that are gone)."""
+        changed = []
+        for path, before in sorted(self.stats.items()):
+            try:
+                now = FileStat.of(os.stat(os.path.join(root, path)))
+            except OSError:
+                now = None
+            if now != before:
+                changed.append(path)
+        return changed
 
 
 @dataclass(frozen=True)
@@ -80,12 +117,21 @@ def scan_checkpoint(
     lock = threading.Lock()
 
     def run(job: _Job) -> None:
-        digest, bad, size = _scan_file(checkpoint.root / job.entry.path, job, progress)
+        result = _scan_file(checkpoint.root / job.entry.path, job, progress)
+        path = job.entry.path
+        moved = result.before != result.after or (
+            job.entry.mtime_ns and result.before.mtime_ns != job.entry.mtime_ns
+        )
         with lock:
-            scan.digests.append(FileDigest(job.entry.path, size, digest))
-            scan.bytes_read += size
-            if bad:
-                scan.nonfinite[job.entry.path] = bad
+            scan.digests.append(FileDigest(path, result.size, result.sha256))
+            scan.bytes_read += result.size
+            scan.stats[path] = result.after
+            if result.content is not None:
+                scan.contents[path] = result.content
+            if moved or result.size != result.after.size:
+                scan.changed.append(path)
+            if result.bad:
+                scan.nonfinite[path] = result.bad
 
     # Largest files first, so one big shard does not start last and finish alone.
     jobs = [j for j in _jobs(checkpoint) if skip is None or not skip(j.entry.path)]
@@ -96,6 +142,7 @@ def scan_checkpoint(
         for future in [pool.submit(run, job) for job in jobs]:
             future.result()
     scan.digests.sort(key=lambda d: d.path)
+    scan.changed.sort()
     return scan
 
 
@@ -121,32 +168,50 @@ def _jobs(checkpoint: Checkpoint) -> list[_Job]:
     return jobs
 
 
-def _scan_file(
-    path: os.PathLike[str] | str, job: _Job, progress: Progress | None
-) -> tuple[str, list[tuple[str, int]], int]:
+@dataclass(frozen=True)
+class _Scanned:
+    sha256: str
+    bad: list[tuple[str, int]]
+    size: int  # bytes read
+    before: FileStat  # fstat when opened
+    after: FileStat  # fstat when done
+    content: bytes | None  # the bytes read, for files of at most KEEP_BYTES
+
+
+def _scan_file(path: os.PathLike[str] | str, job: _Job, progress: Progress | None) -> _Scanned:
     sha = hashlib.sha256()
     view = memoryview(bytearray(CHUNK))
     tensors = [t for _, t in job.tensors]
     state = _ScanState()
     offset = reported = 0
     with open(path, "rb", buffering=0) as fh:
+        before = FileStat.of(os.fstat(fh.fileno()))
+        kept = bytearray() if before.size <= KEEP_BYTES else None
         if job.data_start:  # the header, so that chunks line up with the data section
             head = fh.read(job.data_start)
             sha.update(head)
+            if kept is not None:
+                kept += head
             offset = len(head)
         while n := fh.readinto(view):
             chunk = view[:n]
             sha.update(chunk)
+            if kept is not None:
+                kept += chunk
+                if len(kept) > KEEP_BYTES:  # it grew while being read: keep nothing
+                    kept = None
             if tensors:
                 _scan_chunk(chunk, offset - job.data_start, tensors, state)
             offset += n
             if progress is not None and offset - reported >= PROGRESS_STEP:
                 progress(offset - reported)
                 reported = offset
+        after = FileStat.of(os.fstat(fh.fileno()))
     if progress is not None and offset > reported:
         progress(offset - reported)
     bad = [(job.tensors[i][0], c) for i, c in sorted(state.counts.items()) if c]
-    return sha.hexdigest(), bad, offset
+    content = bytes(kept) if kept is not None else None
+    return _Scanned(sha.hexdigest(), bad, offset, before, after, content)
 
 
 @dataclass

@@ -84,13 +84,30 @@ def from_github(config: Config, env: Mapping[str, str] | None = None) -> Resolve
         where = env.get("GITHUB_EVENT_PATH", "GitHub event")
         model = _string_input(inputs, "model", where) or None
         resolved = from_flags(config, model, _string_input(inputs, "version", where))
-        dry = inputs.get("dry_run")
-        if isinstance(dry, str):
-            dry = {"true": True, "false": False, "": None}.get(dry.lower(), dry)
-        if dry is not None and not isinstance(dry, bool):
-            raise UsageError(f"{where}: inputs.dry_run must be true or false, not {_shown(dry)}")
-        return Resolved(resolved.model, resolved.version, "workflow_dispatch", dry)
+        return Resolved(
+            resolved.model, resolved.version, "workflow_dispatch", _dry_run(inputs, where)
+        )
     return None
+
+
+def dispatch_dry_run(env: Mapping[str, str] | None = None) -> bool | None:
+    """A workflow_dispatch event's ``dry_run`` input (None for other events, or unset).
+
+    It holds whatever else names the release (the composite action's ``version:``, flags): a
+    person who ticked "dry run" gets one."""
+    env = os.environ if env is None else env
+    if env.get("GITHUB_EVENT_NAME") != "workflow_dispatch":
+        return None
+    return _dry_run(_event_inputs(env), env.get("GITHUB_EVENT_PATH", "GitHub event"))
+
+
+def _dry_run(inputs: Mapping[str, object], where: str) -> bool | None:
+    dry = inputs.get("dry_run")
+    if isinstance(dry, str):
+        dry = {"true": True, "false": False, "": None}.get(dry.lower(), dry)
+    if dry is not None and not isinstance(dry, bool):
+        raise UsageError(f"{where}: inputs.dry_run must be true or false, not {_shown(dry)}")
+    return dry
 
 
 def _string_input(inputs: Mapping[str, object], name: str, where: str) -> str | None:

@@ -9,15 +9,18 @@ tag is created; a tag on different content stops the release unless ``force``.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from r1release.errors import R1ReleaseError
-from r1release.stage import Stage, StagedFile
+from r1release.errors import R1ReleaseError, redact, remember_secret
+from r1release.stage import Stage, StageChanged, StagedFile
 
-KEEP_ON_HUB = frozenset({".gitattributes"})
+GITATTRIBUTES = ".gitattributes"
+KEEP_ON_HUB = frozenset({GITATTRIBUTES})
 # Transient failures (429, 5xx, dropped connections) are retried after these delays, or after
 # the server's Retry-After when it sends one (capped). R1RELEASE_RETRY_SCALE scales them
 # (tests set 0 so they never sleep for real); permanent 4xx errors are never retried.
@@ -31,9 +34,28 @@ Log = Callable[[str], None]
 class PublishError(R1ReleaseError):
     """A Hub request failed; the message says what failed and whether a rerun is safe."""
 
+    status: int | None = None  # the HTTP status of the failed request, if it had one
+
 
 class TagConflict(R1ReleaseError):
     """The version's tag already points at different content."""
+
+
+class PreflightError(R1ReleaseError):
+    """The release cannot succeed (no token, no Hub, no write access, wrong visibility): found
+    before the checkpoint is read, so it costs seconds, not a deep scan."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the Hub says about us and the repository, before anything is read or sent."""
+
+    user: str | None  # None: no token (anonymous)
+    repo_exists: bool
+    private: bool | None  # the repository's real visibility (None: it does not exist / unseen)
+    orgs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +88,8 @@ class Plan:
     actions: tuple[FileAction, ...]
     commit_message: str
     offline: bool = False  # HF_HUB_OFFLINE: planned without the Hub, as for a new repository
+    anonymous: bool = False  # no token: a private repository would look missing
+    files: dict[str, StagedFile] | None = None  # what is uploaded (.gitattributes merged)
 
     @property
     def needs_commit(self) -> bool:
@@ -104,9 +128,12 @@ def hub_offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def new_repo_plan(stage: Stage, *, revision: str = "main", offline: bool = False) -> Plan:
+def new_repo_plan(
+    stage: Stage, *, revision: str = "main", offline: bool = False, anonymous: bool = False
+) -> Plan:
     """The plan for a repository that does not exist yet: every staged file is new. With
-    ``offline``, the Hub was not asked (``HF_HUB_OFFLINE``)."""
+    ``offline``, the Hub was not asked (``HF_HUB_OFFLINE``); with ``anonymous``, it was asked
+    without a token, so the repository may exist and be private."""
     model = stage.model
     return Plan(
         model.repo_id,
@@ -118,20 +145,25 @@ def new_repo_plan(stage: Stage, *, revision: str = "main", offline: bool = False
         None,
         False,
         False,
-        _actions(stage, {}),
+        _actions(stage.files, {}),
         _message(stage),
         offline=offline,
+        anonymous=anonymous,
+        files=stage.files,
     )
 
 
-def plan_release(api: Any, stage: Stage, *, revision: str = "main") -> Plan:
+def plan_release(
+    api: Any, stage: Stage, *, revision: str = "main", access: Access | None = None
+) -> Plan:
     """Compare the staged files with the Hub; sends only read (GET) requests."""
     model = stage.model
     refs = _retry(
         "reading the repository's refs", lambda: _refs_or_none(api, model.repo_id), wrote=False
     )
+    anonymous = access is not None and access.user is None
     if refs is None:
-        return new_repo_plan(stage, revision=revision)
+        return new_repo_plan(stage, revision=revision, anonymous=anonymous)
     heads = {b.name: b.target_commit for b in refs.branches}
     tags = {t.name: t.target_commit for t in refs.tags}
     head = heads.get(revision)
@@ -141,19 +173,144 @@ def plan_release(api: Any, stage: Stage, *, revision: str = "main") -> Plan:
         tag_files = head_files
     else:
         tag_files = _remote_files(api, model.repo_id, tag_target) if tag_target else {}
+    files = _merged_gitattributes(api, stage, head, head_files)
+    private = access.private if access is not None and access.private is not None else None
     return Plan(
         repo_id=model.repo_id,
         revision=revision,
         version=stage.version,
-        private=model.private,
+        private=model.private if private is None else private,
         repo_exists=True,
         head=head,
         tag_target=tag_target,
-        tag_matches=tag_target is not None and _same(stage, tag_files),
-        head_matches=head is not None and _same(stage, head_files),
-        actions=_actions(stage, head_files),
+        tag_matches=tag_target is not None and _same(stage, tag_files, api, tag_target),
+        head_matches=head is not None and _same(stage, head_files, api, head),
+        actions=_actions(files, head_files),
         commit_message=_message(stage),
+        anonymous=anonymous,
+        files=files,
     )
+
+
+def preflight(
+    api: Any, repo_id: str, *, private: bool, publishing: bool, allow_public: bool = False
+) -> Access:
+    """Before the checkpoint is read: is there a token, does the Hub answer, may the token
+    write to ``repo_id``, does its visibility match ``private``. A problem that would make
+    publishing fail raises :class:`PreflightError` (one line naming the cause and the fix)
+    when ``publishing``; a dry run only learns what it can (without a token a private
+    repository is invisible, and the plan says so)."""
+    token = api.token if isinstance(api.token, str) else None
+    if token is None:
+        from huggingface_hub import get_token
+
+        token = get_token()  # HF_TOKEN, HF_TOKEN_PATH, `hf auth login`'s stored token
+    if token:
+        remember_secret(token)  # scrubbed from every message, wherever it came from
+    elif publishing:
+        raise PreflightError(
+            f"no Hub token to publish {repo_id} with",
+            hint="set HF_TOKEN to a write token or run `hf auth login`; in GitHub Actions pass "
+            "secrets.HF_TOKEN, or use trusted publishing (HF_OIDC_RESOURCE with "
+            "`permissions: id-token: write`)",
+        )
+    me: dict[str, Any] = {}
+    if token:
+        try:
+            me = _retry("checking the token (whoami)", lambda: api.whoami(token=token), wrote=False)
+        except PublishError as exc:
+            if exc.status == 401:
+                raise PreflightError(
+                    f"the Hub rejected the token for {repo_id} (HTTP 401): it is invalid, "
+                    "expired or revoked",
+                    hint="create a write token at huggingface.co/settings/tokens and set "
+                    "HF_TOKEN, or run `hf auth login`",
+                ) from None
+            raise _unreachable(exc) from None
+    user = me.get("name") if isinstance(me.get("name"), str) else None
+    orgs = tuple(
+        o["name"]
+        for o in me.get("orgs") or ()
+        if isinstance(o, dict) and isinstance(o.get("name"), str)
+    )
+    if publishing:
+        _check_write_role(me, repo_id)
+    try:
+        info = _retry(f"reading {repo_id}", lambda: _repo_info_or_none(api, repo_id), wrote=False)
+    except PublishError as exc:
+        if exc.status == 401:
+            raise PreflightError(
+                f"the Hub rejected the token reading {repo_id} (HTTP 401)",
+                hint="set HF_TOKEN to a valid write token, or run `hf auth login`",
+            ) from None
+        raise _unreachable(exc) from None
+    if info is None:
+        owner = repo_id.split("/", 1)[0]
+        if publishing and user is not None and owner != user and owner not in orgs:
+            member = f"{user} or the organizations {', '.join(orgs)}" if orgs else user
+            raise PreflightError(
+                f"{repo_id} does not exist, and this token ({member}) cannot create it under "
+                f"{owner!r}",
+                hint=f"use a token of a member of {owner} with write access, create the "
+                "repository first, or fix repo_id in release.yaml",
+            )
+        return Access(user, False, None, orgs)
+    is_private = bool(getattr(info, "private", False))
+    if publishing and private and not is_private and not allow_public:
+        raise PreflightError(
+            f"{repo_id} is public on the Hub, but release.yaml says private: true",
+            hint="make the repository private in its Settings, set `private: false`, or pass "
+            "--allow-public to publish into the public repository",
+        )
+    return Access(user, True, is_private, orgs)
+
+
+def _check_write_role(me: Mapping[str, Any], repo_id: str) -> None:
+    auth = me.get("auth") if isinstance(me.get("auth"), dict) else {}
+    token = auth.get("accessToken") if isinstance(auth.get("accessToken"), dict) else {}
+    role = token.get("role")
+    if role == "read":
+        raise PreflightError(
+            f"the token ({token.get('displayName') or 'unnamed'}) is read-only: it cannot "
+            f"publish {repo_id}",
+            hint="create a token with the `write` role (or a fine-grained token with write "
+            "access to the repository) and set HF_TOKEN, or run `hf auth login`",
+        )
+    if role != "fineGrained":
+        return
+    fine = token.get("fineGrained") if isinstance(token.get("fineGrained"), dict) else {}
+    owner = repo_id.split("/", 1)[0]
+    allowed = set()
+    for scope in fine.get("scoped") or ():
+        entity = scope.get("entity") if isinstance(scope, dict) else None
+        if isinstance(entity, dict) and entity.get("name") in (owner, repo_id):
+            allowed |= set(scope.get("permissions") or ())
+    allowed |= {p for p in fine.get("global") or () if isinstance(p, str)}
+    if not allowed & {"repo.write", "repo.content.write"}:
+        raise PreflightError(
+            f"the fine-grained token ({token.get('displayName') or 'unnamed'}) has no write "
+            f"permission on {repo_id}",
+            hint=f"give it `Write access to contents/settings of all repos` under {owner}, or "
+            "of this repository, and rerun",
+        )
+
+
+def _unreachable(exc: PublishError) -> PreflightError:
+    endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    return PreflightError(
+        f"cannot use the Hub at {endpoint}: "
+        + exc.message.removeprefix("Hub request failed while "),
+        hint="check the network, proxies and HF_ENDPOINT, then rerun; nothing was read or sent",
+    )
+
+
+def _repo_info_or_none(api: Any, repo_id: str) -> Any:
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        return api.repo_info(repo_id)
+    except RepositoryNotFoundError:
+        return None
 
 
 def publish(
@@ -164,11 +321,14 @@ def publish(
     force: bool = False,
     dry_run: bool = False,
     log: Log | None = None,
+    access: Access | None = None,
+    allow_public: bool = False,
 ) -> PublishResult:
     """Release ``stage``: one commit, the version tag on it, then verify every hash.
 
-    In offline mode (``HF_HUB_OFFLINE=1``) a dry run plans without the Hub (every file new)
-    and a real release stops at once with a :class:`PublishError`.
+    ``access`` is what :func:`preflight` found (it runs here when not given). In offline mode
+    (``HF_HUB_OFFLINE=1``) a dry run plans without the Hub (every file new) and a real
+    release stops at once with a :class:`PublishError`.
     """
     if hub_offline():
         if not dry_run:
@@ -181,7 +341,28 @@ def publish(
         )
     api = api or make_api()
     say = log or (lambda _msg: None)
-    plan = plan_release(api, stage, revision=revision)
+    with retry_log(say):
+        if access is None:
+            access = preflight(
+                api,
+                stage.model.repo_id,
+                private=stage.model.private,
+                publishing=not dry_run,
+                allow_public=allow_public,
+            )
+        return _publish(api, stage, revision, force, dry_run, say, access)
+
+
+def _publish(
+    api: Any,
+    stage: Stage,
+    revision: str,
+    force: bool,
+    dry_run: bool,
+    say: Log,
+    access: Access,
+) -> PublishResult:
+    plan = plan_release(api, stage, revision=revision, access=access)
     if plan.tag_target and not plan.tag_matches and not force:
         raise TagConflict(
             f"{plan.repo_id}: tag {plan.version} already points at {plan.tag_target[:12]}, whose "
@@ -200,6 +381,7 @@ def publish(
             plan.noop,
             dry_run,
         )
+    _unchanged_since_scan(stage)  # before the first write
     if not plan.repo_exists:
         say(f"creating {'private' if plan.private else 'public'} repository {plan.repo_id}")
         _call(
@@ -209,7 +391,7 @@ def publish(
             private=plan.private,
             exist_ok=True,
         )
-        plan = plan_release(api, stage, revision=revision)  # the Hub's initial commit
+        plan = plan_release(api, stage, revision=revision, access=access)  # its first commit
     commit, created = plan.head or "", False
     if plan.needs_commit:
         say(
@@ -217,6 +399,8 @@ def publish(
             f"deleting {plan.count('deleted')}: {plan.commit_message}"
         )
         commit, created = _commit_once(api, stage, plan, say)
+    elif not plan.tag_matches:
+        say(f"{plan.revision} already holds these files at {commit[:12]}: tagging it, no commit")
     if plan.tag_target and plan.tag_target != commit:  # --force: move the tag
         say(f"moving tag {plan.version} from {plan.tag_target[:12]} to {commit[:12]}")
         _call("deleting the old tag", api.delete_tag, plan.repo_id, tag=plan.version)
@@ -249,6 +433,16 @@ def publish(
     )
 
 
+def _unchanged_since_scan(stage: Stage) -> None:
+    changed = stage.changed_on_disk()
+    if changed:
+        raise StageChanged(
+            f"{stage.model.checkpoint}: {', '.join(changed[:5])} changed on disk after it was "
+            "checked; nothing was sent",
+            hint="stop writing to the checkpoint, then run the release again (it re-checks)",
+        )
+
+
 def _refs_or_none(api: Any, repo_id: str) -> Any:
     from huggingface_hub.errors import RepositoryNotFoundError
 
@@ -266,8 +460,9 @@ def _commit_once(api: Any, stage: Stage, plan: Plan, say: Log) -> tuple[str, boo
     exactly the staged files — the commit landed but its reply was lost, or a concurrent
     release of the same files won — that commit is the release's and nothing is resent.
     """
-    operations = _operations(stage, plan)
-    for delay in (*RETRY_DELAYS, None):
+    operations = _operations(plan)
+    for attempt, delay in enumerate((*RETRY_DELAYS, None), 1):
+        _unchanged_since_scan(stage)
         try:
             info = api.create_commit(
                 plan.repo_id,
@@ -295,15 +490,20 @@ def _commit_once(api: Any, stage: Stage, plan: Plan, say: Log) -> tuple[str, boo
             if delay is None or not transient(exc):
                 raise _hub_error("committing the release", exc) from None
             wait = min(_retry_after(exc) or delay, MAX_RETRY_AFTER)
-            say(f"committing: {_status(exc) or type(exc).__name__}; retrying in {wait:.0f}s")
+            say(_retry_line("committing", exc, wait, attempt))
             _sleep(wait)
     raise AssertionError("unreachable")
 
 
 def verify(api: Any, stage: Stage, revision: str) -> None:
-    """Every staged file is on the Hub at ``revision`` with the same hash, and nothing else."""
+    """Every staged file is on the Hub at ``revision`` with the same hash, and nothing else
+    (a ``.gitattributes`` of the checkpoint is there when the Hub's holds all its lines)."""
     remote = _remote_files(api, stage.model.repo_id, revision)
-    wrong = [p for p, f in stage.files.items() if p not in remote or not _matches(f, remote[p])]
+    wrong = [
+        p
+        for p, f in stage.files.items()
+        if p not in remote or not _matches_at(api, stage, f, remote[p], revision)
+    ]
     extra = sorted(set(remote) - set(stage.files) - KEEP_ON_HUB)
     if wrong or extra:
         raise PublishError(
@@ -346,32 +546,115 @@ def _matches(local: StagedFile, remote: RemoteFile) -> bool:
     return remote.blob_id == local.git_sha1()
 
 
-def _same(stage: Stage, remote: dict[str, RemoteFile]) -> bool:
-    if set(remote) - KEEP_ON_HUB != set(stage.files):
+def _matches_at(
+    api: Any, stage: Stage, local: StagedFile, remote: RemoteFile, revision: str | None
+) -> bool:
+    if local.path == GITATTRIBUTES and revision is not None:
+        held = _remote_text(api, stage.model.repo_id, GITATTRIBUTES, revision)
+        return not _missing_lines(local.content or b"", held)
+    return _matches(local, remote)
+
+
+def _same(
+    stage: Stage, remote: dict[str, RemoteFile], api: Any = None, revision: str | None = None
+) -> bool:
+    if set(remote) - KEEP_ON_HUB != set(stage.files) - KEEP_ON_HUB:
         return False
-    return all(_matches(f, remote[p]) for p, f in stage.files.items())
+    if GITATTRIBUTES in stage.files and GITATTRIBUTES not in remote:
+        return False
+    return all(_matches_at(api, stage, f, remote[p], revision) for p, f in stage.files.items())
 
 
-def _actions(stage: Stage, remote: dict[str, RemoteFile]) -> tuple[FileAction, ...]:
+def _missing_lines(local: bytes, held: bytes | None) -> list[bytes]:
+    """Lines of the checkpoint's .gitattributes that the Hub's does not hold (order kept)."""
+    have = {line.strip() for line in (held or b"").splitlines()}
+    return [line for line in local.splitlines() if line.strip() and line.strip() not in have]
+
+
+def _merged_gitattributes(
+    api: Any, stage: Stage, head: str | None, head_files: dict[str, RemoteFile]
+) -> dict[str, StagedFile]:
+    """The staged files, with a checkpoint's ``.gitattributes`` merged into the Hub's: the
+    Hub's lines (its LFS rules) stay, the checkpoint's missing ones are appended; when none is
+    missing the Hub's file is left as it is."""
+    local = stage.files.get(GITATTRIBUTES)
+    if local is None or head is None or GITATTRIBUTES not in head_files:
+        return stage.files
+    held = _remote_text(api, stage.model.repo_id, GITATTRIBUTES, head) or b""
+    missing = _missing_lines(local.content or b"", held)
+    if not missing:
+        merged = held
+    else:
+        merged = held + (b"" if held.endswith(b"\n") or not held else b"\n")
+        merged += b"\n".join(missing) + b"\n"
+    files = dict(stage.files)
+    files[GITATTRIBUTES] = replace(
+        local,
+        size=len(merged),
+        sha256=hashlib.sha256(merged).hexdigest(),
+        content=merged,
+        origin="merged with the Hub's",
+        source=None,
+        stat=None,
+    )
+    return files
+
+
+def _remote_text(api: Any, repo_id: str, path: str, revision: str) -> bytes | None:
+    """A small file's bytes on the Hub at ``revision`` (None when it is not there)."""
+    import tempfile
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    def fetch() -> bytes | None:
+        with tempfile.TemporaryDirectory(prefix="r1release-") as tmp:
+            try:
+                got = hf_hub_download(
+                    repo_id,
+                    path,
+                    revision=revision,
+                    local_dir=tmp,
+                    endpoint=api.endpoint,
+                    token=api.token,
+                )
+            except EntryNotFoundError:
+                return None
+            with open(got, "rb") as fh:
+                return fh.read(1 << 20)
+
+    return _retry(f"reading {path} at {revision[:12]}", fetch, wrote=False)
+
+
+def _actions(
+    files: Mapping[str, StagedFile], remote: dict[str, RemoteFile]
+) -> tuple[FileAction, ...]:
     actions = []
-    for path, f in stage.files.items():
+    for path, f in files.items():
         if path not in remote:
             state: FileState = "new"
         else:
             state = "unchanged" if _matches(f, remote[path]) else "changed"
         actions.append(FileAction(path, f.size, state, f.origin))
-    for path in sorted(set(remote) - set(stage.files) - KEEP_ON_HUB):
+    for path in sorted(set(remote) - set(files) - KEEP_ON_HUB):
         actions.append(FileAction(path, remote[path].size, "deleted", "hub"))
     return tuple(actions)
 
 
-def _operations(stage: Stage, plan: Plan) -> list[Any]:
+def _operations(plan: Plan) -> list[Any]:
+    """Commit operations; a file uploaded from disk declares the sha256 the deep scan found, so
+    huggingface_hub does not read it again to hash it and the Hub refuses other bytes."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
+    files = plan.files or {}
     ops: list[Any] = []
     for action in plan.actions:
         if action.state in ("new", "changed"):
-            ops.append(CommitOperationAdd(action.path, stage.files[action.path].data()))
+            staged = files[action.path]
+            op = CommitOperationAdd(action.path, staged.data())
+            if staged.content is None and staged.sha256:
+                op.upload_info.sha256 = bytes.fromhex(staged.sha256)  # UploadInfo's own setter
+            ops.append(op)
         elif action.state == "deleted":
             ops.append(CommitOperationDelete(action.path))
     return ops
@@ -400,14 +683,36 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return _retry(what, lambda: fn(*args, **kwargs), wrote=True)
 
 
+_retry_say: list[Log] = []  # where retries are announced (the innermost retry_log)
+
+
+@contextmanager
+def retry_log(say: Log) -> Iterator[None]:
+    """Announce every retry wait through ``say`` while the block runs."""
+    _retry_say.append(say)
+    try:
+        yield
+    finally:
+        _retry_say.pop()
+
+
+def _retry_line(what: str, exc: BaseException, wait: float, attempt: int) -> str:
+    status = _status(exc)
+    cause = f"Hub answered {status}" if status else f"Hub unreachable ({type(exc).__name__})"
+    return f"{cause} while {what}, retrying in {wait:.0f} s ({attempt}/{len(RETRY_DELAYS)})"
+
+
 def _retry(what: str, attempt: Callable[[], Any], *, wrote: bool) -> Any:
-    for delay in (*RETRY_DELAYS, None):
+    for n, delay in enumerate((*RETRY_DELAYS, None), 1):
         try:
             return attempt()
         except Exception as exc:
             if delay is None or not transient(exc):
                 raise _hub_error(what, exc, wrote=wrote) from None
-            _sleep(min(_retry_after(exc) or delay, MAX_RETRY_AFTER))
+            wait = min(_retry_after(exc) or delay, MAX_RETRY_AFTER)
+            if _retry_say:
+                _retry_say[-1](_retry_line(what, exc, wait, n))
+            _sleep(wait)
     raise AssertionError("unreachable")
 
 
@@ -461,9 +766,20 @@ def _hub_error(what: str, exc: Exception, wrote: bool = True) -> PublishError:
         detail = detail[: -len(": None.")]
     if server and server not in detail:
         detail = f"{detail.rstrip('.')}: {server}"
-    hint = (
-        "no tag was created; running the release again is safe and completes it"
-        if wrote
-        else "nothing was written; check HF_ENDPOINT, the network and the token, then rerun"
-    )
-    return PublishError(f"Hub request failed while {what}: {status}{detail[:300]}", hint=hint)
+    code = _status(exc)
+    if code == 401:
+        hint = "the Hub rejected the token: set HF_TOKEN to a valid write token, or run "
+        hint += "`hf auth login`"
+    elif code == 403 and wrote:
+        hint = (
+            "the token may not do this: check its write access to the repository (and the "
+            "repository's settings); no tag was created and a rerun after the fix completes it"
+        )
+    elif wrote:
+        hint = "no tag was created; running the release again is safe and completes it"
+    else:
+        hint = "nothing was written; check HF_ENDPOINT, the network and the token, then rerun"
+    detail = redact(detail)[:300]  # redact before cutting: a cut token is no longer found
+    error = PublishError(f"Hub request failed while {what}: {status}{detail}", hint=hint)
+    error.status = _status(exc)
+    return error

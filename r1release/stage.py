@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from r1release.card import ReleaseInfo, render_card
 from r1release.checker import check
 from r1release.checkpoint import Checkpoint, is_leftover
 from r1release.config import ModelConfig, RuleSetting
+from r1release.deep import DeepScan, FileStat, scan_checkpoint
 from r1release.errors import R1ReleaseError
 from r1release.findings import Report
 from r1release.fixes import FixPlan, plan_fixes
 
 CARD = "README.md"
+MANIFEST_SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -31,9 +35,10 @@ class StagedFile:
     path: str  # path in the repository
     size: int
     sha256: str
-    source: Path | None = None  # a file of the checkpoint, uploaded as is
-    content: bytes | None = None  # a fixed JSON file or the card, uploaded from memory
+    source: Path | None = None  # the checkpoint's file (uploaded from disk when no content)
+    content: bytes | None = None  # uploaded from memory: the scanned bytes, a fix, the card
     origin: str = "checkpoint"  # checkpoint | fixed | card
+    stat: FileStat | None = None  # the source as scanned; any change stops the release
 
     def data(self) -> Path | bytes:
         return self.content if self.content is not None else self.source  # type: ignore[return-value]
@@ -64,6 +69,73 @@ class Stage:
     @property
     def total_size(self) -> int:
         return sum(f.size for f in self.files.values())
+
+    def manifest(self) -> dict[str, Any]:
+        """What the release uploads, by content: every staged path with its size and sha256,
+        and the card's sha256. Deterministic (no clock, no run), so a plan approved in one
+        job can be checked against the stage of the next (:func:`manifest_differences`)."""
+        return {
+            "schema_version": MANIFEST_SCHEMA,
+            "repo_id": self.model.repo_id,
+            "version": self.version,
+            "git_commit": self.release.git_commit,
+            "files": [
+                {"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files.values()
+            ],
+            "card_sha256": self.files[CARD].sha256,
+        }
+
+    def manifest_sha256(self) -> str:
+        """sha256 of the manifest as canonical JSON: one value that names the whole content."""
+        canonical = json.dumps(self.manifest(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def changed_on_disk(self) -> list[str]:
+        """Staged checkpoint files whose size, mtime or inode changed since they were scanned."""
+        changed = []
+        for f in self.files.values():
+            if f.source is None or f.stat is None:
+                continue
+            try:
+                now = FileStat.of(os.stat(f.source))
+            except OSError:
+                now = None
+            if now != f.stat:
+                changed.append(f.path)
+        return changed
+
+
+class ReleaseIncomplete(R1ReleaseError):
+    """A rule the release is configured to run at error severity cannot run here."""
+
+
+class StageChanged(R1ReleaseError):
+    """The checkpoint changed after it was checked: what would be uploaded was not checked."""
+
+
+def manifest_differences(approved: Mapping[str, Any], staged: Mapping[str, Any]) -> list[str]:
+    """How ``staged`` differs from an ``approved`` manifest, one short phrase per difference."""
+    out = [
+        f"{key} {approved.get(key)!r} -> {staged.get(key)!r}"
+        for key in ("repo_id", "version", "git_commit")
+        if approved.get(key) != staged.get(key)
+    ]
+
+    def files(manifest: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+        items = manifest.get("files")
+        if not isinstance(items, list):
+            return {}
+        return {
+            str(f.get("path")): (f.get("size"), f.get("sha256"))
+            for f in items
+            if isinstance(f, dict)
+        }
+
+    before, after = files(approved), files(staged)
+    out += [f"{p} changed" for p in sorted(before.keys() & after.keys()) if before[p] != after[p]]
+    out += [f"{p} is new" for p in sorted(after.keys() - before.keys())]
+    out += [f"{p} is gone" for p in sorted(before.keys() - after.keys())]
+    return out
 
 
 class ReleaseBlocked(R1ReleaseError):
@@ -99,37 +171,58 @@ def build_stage(
         checkpoint.override(change.path, json.loads(change.new_text))
     release = release or ReleaseInfo(version=version)
     card = render_card(checkpoint, model, release, card_template)
+    # One read of every byte that is uploaded: hashed, scanned, and (small files) kept.
+    scan = scan_checkpoint(checkpoint, workers=workers, progress=progress, skip=is_leftover)
+    if scan.changed:
+        raise StageChanged(
+            f"{model.checkpoint}: {', '.join(scan.changed[:5])} changed while being read",
+            hint="stop writing to the checkpoint (is training still saving?) and run again",
+        )
     report = check(
         checkpoint,
         settings=settings,
         config_path=config_path,
         deep=True,
-        workers=workers,
-        progress=progress,
         card=card,
-        skip=is_leftover,  # never uploaded, so never read (optimizer states are huge)
+        scan=scan,
     )
     if report.errors:
         raise ReleaseBlocked(report)
-    digests = {d.path: d for d in report.files}
-    files: dict[str, StagedFile] = {}
-    excluded = []
-    for entry in checkpoint.files:
-        if entry.is_dir or entry.escapes or entry.path == CARD:
-            continue
-        if is_leftover(entry.path) or _extra_leftover(report, entry.path):
-            excluded.append(entry.path)
-            continue
-        digest = digests[entry.path]
-        files[entry.path] = StagedFile(
-            entry.path, digest.size, digest.sha256 or "", source=checkpoint.root / entry.path
-        )
+    files = _checkpoint_files(checkpoint, report, scan)
+    excluded = [
+        e.path
+        for e in checkpoint.files
+        if not e.is_dir and not e.escapes and e.path != CARD and e.path not in files
+    ]
     for change in plan.changes if plan else ():
         files[change.path] = _in_memory(change.path, change.new_text.encode(), "fixed")
     files[CARD] = _in_memory(CARD, card.encode(), "card")
     return Stage(
         model, version, release, dict(sorted(files.items())), card, report, plan, tuple(excluded)
     )
+
+
+def _checkpoint_files(
+    checkpoint: Checkpoint, report: Report, scan: DeepScan
+) -> dict[str, StagedFile]:
+    """The checkpoint's files a release uploads, with the scan's digests (and bytes)."""
+    digests = {d.path: d for d in scan.digests}
+    files: dict[str, StagedFile] = {}
+    for entry in checkpoint.files:
+        if entry.is_dir or entry.escapes or entry.path == CARD:
+            continue
+        if is_leftover(entry.path) or _extra_leftover(report, entry.path):
+            continue
+        digest = digests[entry.path]
+        files[entry.path] = StagedFile(
+            entry.path,
+            digest.size,
+            digest.sha256 or "",
+            source=checkpoint.root / entry.path,
+            content=scan.contents.get(entry.path),
+            stat=scan.stats.get(entry.path),
+        )
+    return files
 
 
 def _in_memory(path: str, content: bytes, origin: str) -> StagedFile:

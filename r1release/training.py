@@ -69,13 +69,16 @@ def finalize(
     base_model: str | None = None,
     license: str | None = None,
     model_name: str | None = None,
-    private: bool = True,
+    private: bool | None = None,
 ) -> FinalizeResult:
     """Save, fix, document, check, evaluate and (optionally) publish the trained model.
 
     Defaults come from ``trainer.args`` (``output_dir``, ``push_to_hub``, ``hub_model_id``,
-    ``do_eval``). Call it on every rank. Raises :class:`FinalizeError` (on every rank) when
-    the saved checkpoint has error findings or the push fails.
+    ``do_eval``, ``hub_private_repo``). ``private=None`` (and no ``hub_private_repo``) creates
+    a new repository private and keeps an existing one as it is; ``private=True`` refuses to
+    publish into an existing public repository. Call it on every rank. Raises
+    :class:`FinalizeError` (on every rank) when the saved checkpoint has error findings or the
+    push fails.
     """
     args = trainer.args
     out = Path(output_dir or args.output_dir)
@@ -99,8 +102,19 @@ def finalize(
     failure: str | None = None
     report = Report(str(out), ())
     fixed: tuple[str, ...] = ()
+    if private is None:
+        private = getattr(args, "hub_private_repo", None)
+    keep_visibility = private is None  # nobody asked: an existing repository stays as it is
     model_config = _model_config(
-        trainer, out, dataset_name, tags, hub_model_id, base_model, license, model_name, private
+        trainer,
+        out,
+        dataset_name,
+        tags,
+        hub_model_id,
+        base_model,
+        license,
+        model_name,
+        True if private is None else bool(private),
     )
     if main:
         try:
@@ -128,7 +142,9 @@ def finalize(
         result: str | None = None
         if main:
             try:
-                commit_url = _publish(out, model_config, version or _default_version(trainer))
+                commit_url = _publish(
+                    out, model_config, version or _default_version(trainer), keep_visibility
+                )
             except R1ReleaseError as exc:
                 result = f"push failed: {exc}"
         result = _broadcast(trainer, result)
@@ -216,7 +232,7 @@ def _write_card(out: Path, model_config: Any, version: str | None) -> None:
     atomic_write(out / "README.md", card)
 
 
-def _publish(out: Path, model_config: Any, version: str) -> str:
+def _publish(out: Path, model_config: Any, version: str, keep_visibility: bool) -> str:
     from r1release.card import ReleaseInfo
     from r1release.hub import publish
     from r1release.stage import build_stage
@@ -227,7 +243,7 @@ def _publish(out: Path, model_config: Any, version: str) -> str:
             hint="set hub_model_id='owner/name' (argument or TrainingArguments)",
         )
     stage = build_stage(model_config, version, release=ReleaseInfo.from_environment(version))
-    result = publish(stage, log=logger.info)
+    result = publish(stage, log=logger.info, allow_public=keep_visibility)
     logger.info("pushed %s %s: %s", model_config.repo_id, version, result.commit_url)
     return result.commit_url
 

@@ -61,6 +61,7 @@ WRITE_METHODS = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 QUERY_KINDS = frozenset({"paths-info", "validate-yaml", "oauth-token"})  # POSTs: no change
 PRESIGNED = frozenset({"lfs-upload", "lfs-part"})  # storage URLs: the client sends no token
 NO_AUTH = PRESIGNED | {"oauth-token"}  # the OIDC id token in the body is the credential
+DEFAULT_ORGS = ("org", "o", "open-r1", "a", "evil")  # owners the tests' repositories use
 AUTH_KINDS = frozenset({"create-repo", "preupload", "commit", "tag", "lfs-batch", "lfs-verify"})
 PR_RE = re.compile(r"refs/pr/(\d+)")
 LFS_SPEC = "https://git-lfs.github.com/spec/v1"
@@ -186,6 +187,7 @@ class Request:
     body: bytes
     user: str | None
     range: str | None
+    token: str | None = None
 
     def json(self) -> Any:
         try:
@@ -245,6 +247,10 @@ class HubServer:
             file inline is refused, as the Hub refuses binary files pushed without LFS.
         multipart_threshold, chunk_size: LFS objects of at least `multipart_threshold` bytes go
             up in `chunk_size` parts (multipart transfer), smaller ones in one PUT (basic).
+        orgs: the organizations every user belongs to (`whoami` lists them); as on the Hub, a
+            repository can be created only under the user's own name or one of them.
+        roles: token -> role that `whoami` reports ("write" unless named here: "read" makes
+            the Hub refuse every write of that token with 403).
     """
 
     def __init__(
@@ -258,10 +264,13 @@ class HubServer:
         lfs_suffixes: tuple[str, ...] = LFS_SUFFIXES,
         multipart_threshold: int = 64 * 1024 * 1024,
         chunk_size: int = 16 * 1024 * 1024,
+        orgs: tuple[str, ...] = DEFAULT_ORGS,
+        roles: Mapping[str, str] | None = None,
     ) -> None:
         if auth not in ("writes", "all", "none"):
             raise ValueError(f"auth must be 'writes', 'all' or 'none', not {auth!r}")
         self.tokens, self.auth = tokens, auth
+        self.orgs, self.roles = orgs, dict(roles or {})
         self.lfs_threshold, self.lfs_suffixes = lfs_threshold, lfs_suffixes
         self.multipart_threshold, self.chunk_size = multipart_threshold, chunk_size
         self.data_dir = Path(data_dir) if data_dir is not None else None
@@ -524,8 +533,9 @@ class HubServer:
         """`HfApi.whoami` (GET /api/whoami-v2)."""
         if req.user is None:
             raise HubError(401, "Invalid credentials in Authorization header")
-        me = {"type": "user", "id": req.user, "name": req.user, "fullname": req.user, "orgs": []}
-        token = {"displayName": "loopback", "role": "write"}
+        orgs = [{"type": "org", "name": o, "roleInOrg": "write"} for o in self.orgs]
+        me = {"type": "user", "id": req.user, "name": req.user, "fullname": req.user, "orgs": orgs}
+        token = {"displayName": "loopback", "role": self.roles.get(req.token or "", "write")}
         return _json(me | {"auth": {"type": "access_token", "accessToken": token}})
 
     def _post_oauth_token(self, req: Request) -> Reply:
@@ -557,7 +567,12 @@ class HubServer:
         repo_type = body.get("type") or "model"
         if repo_type not in PREFIX or not re.fullmatch(r"[\w.-]+", str(body.get("name"))):
             raise HubError(400, f"invalid repo type or name: {repo_type!r} {body.get('name')!r}")
-        repo_id = f"{body.get('organization') or req.user}/{body['name']}"
+        owner = body.get("organization") or req.user
+        if owner != req.user and owner not in self.orgs:
+            raise HubError(
+                403, f"You don't have the rights to create a model under the namespace {owner!r}"
+            )
+        repo_id = f"{owner}/{body['name']}"
         url = {"url": f"{self.url}/{PREFIX[repo_type]}{repo_id}"}
         if (repo_type, repo_id) in self._repos:
             return _json(url | {"error": f"You already created this {repo_type} repo"}, 409)
@@ -881,8 +896,9 @@ class HubServer:
         if fault is None:
             user, valid = self._user(auth)
             query = parse_qs(split.query)
+            token = (auth or "").partition(" ")[2].strip() or None
             req = Request(
-                method, entry.path, kind, repo_type, repo_id, args, query, body, user, rng
+                method, entry.path, kind, repo_type, repo_id, args, query, body, user, rng, token
             )
             verb = "get" if method == "HEAD" else method.lower()  # HEAD: GET's headers, no body
             handler = getattr(self, f"_{verb}_{kind.replace('-', '_')}", None)
@@ -893,6 +909,8 @@ class HubServer:
                     raise HubError(401, "Invalid credentials in Authorization header")
                 if self.auth != "none" and needs_auth and user is None:
                     raise HubError(401, "You must be authenticated (Authorization: Bearer <token>)")
+                if kind in AUTH_KINDS and self.roles.get(token or "") == "read":
+                    raise HubError(403, "This token has a read role: it cannot write")
                 if handler is None:
                     status = 404 if kind == "unknown" else 405
                     raise HubError(status, f"no route for {method} {entry.path}")

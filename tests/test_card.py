@@ -82,10 +82,11 @@ def test_card_round_trips_through_huggingface_hub(checkpoint, tmp_path):
         "| eval_loss | 0.75 |",
         "version: `v1.0.0`",
         "git commit: `" + "a" * 40,
-        "actions/runs/1",
+        "date: 2026-11-27 (of the git commit)",
         "transformers: 4.57.1",
     ):
         assert expected in body, expected
+    assert "actions/runs" not in text  # the run belongs to the Hub commit, not the card
 
 
 def test_minimal_model_has_no_none(checkpoint):
@@ -133,6 +134,37 @@ def test_release_info_from_github_environment():
     info = ReleaseInfo.from_environment("v2.0.0", env)
     assert info.git_commit == "b" * 40
     assert info.run_url == "https://github.com/o/r/actions/runs/77"
+    assert info.run_id == "77"
+
+
+def test_card_is_the_same_from_any_run_on_any_day(checkpoint, monkeypatch):
+    """Nothing volatile in the card: another workflow run, on another (injected) day, renders
+    the same bytes; the date shown is the git commit's own."""
+    import subprocess
+    import time
+
+    path = checkpoint()
+    repo = path.parent / "git"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run(
+        [*git, "commit", "-q", "--allow-empty", "-m", "x"],
+        check=True,
+        env={**os.environ, "GIT_COMMITTER_DATE": "2026-03-04T05:06:07Z"},
+    )
+    sha = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    monkeypatch.chdir(repo)
+    cards = []
+    for run_id, day in (("100", 1_780_000_000), ("101", 1_790_000_000)):
+        monkeypatch.setattr(time, "time", lambda day=day: float(day))  # today's date moves
+        env = {"GITHUB_SHA": sha, "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": run_id}
+        cards.append(render_card(path, model_config(path), ReleaseInfo.from_environment("v1", env)))
+    assert cards[0] == cards[1]
+    assert "date: 2026-03-04 (of the git commit)" in cards[0]
+    assert "runs/10" not in cards[0]
 
 
 def _minimal_release_yaml(tmp_path, path) -> None:

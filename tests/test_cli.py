@@ -31,6 +31,7 @@ def test_json_report_schema(checkpoint):
         "deep",
         "summary",
         "rules_run",
+        "rules_skipped",
         "findings",
         "files",
     }

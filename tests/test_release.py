@@ -247,14 +247,15 @@ def test_error_findings_stop_before_any_request(hub, broken, tmp_path):
     result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
     assert result.returncode == 1
     assert "stop the release" in result.stderr and "shard-index" in result.stderr
-    assert hub.log == []
+    # Only the preflight's reads (token, repository) came before the checks: no write.
+    assert {e.kind for e in hub.log} <= {"whoami", "repo-info"} and hub.writes() == []
 
 
 def test_without_push_fix_the_eos_problem_stops_the_release(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken, push="{fix: false}")
     result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
     assert result.returncode == 1 and "eos-alignment" in result.stderr
-    assert hub.log == []
+    assert hub.writes() == [] and {e.kind for e in hub.log} <= {"whoami", "repo-info"}
 
 
 def test_release_from_tag(hub, broken, tmp_path):

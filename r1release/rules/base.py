@@ -3,11 +3,19 @@
 A rule is a small module with a ``RULE`` object: a stable id and name, a default severity,
 a one-line description, its options, and a ``check`` generator yielding :class:`Problem`.
 Fixable rules also have a ``fix`` that edits JSON documents through the context.
+
+What a rule needs to run is data on the rule, so the checker can say which rules did not
+run and why instead of counting them as run: ``deep`` (a ``--deep`` scan), ``needs_card``
+(the release's rendered model card), ``opt_in`` (asked for: ``--smoke``) and ``requires``
+(importable modules: ``("torch",)``). A rule whose module is missing is not run; the
+report lists it as skipped, "needs torch (pip install 'r1release[train]')".
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +23,11 @@ from typing import Any
 from r1release.checkpoint import Checkpoint
 from r1release.errors import FileUnreadable
 from r1release.findings import Severity
+
+# how to install a module a rule requires, by module name
+INSTALL: dict[str, str] = {
+    "torch": "pip install 'r1release[train]'",
+}
 
 
 @dataclass(frozen=True)
@@ -44,15 +57,18 @@ class Rule:
     deep: bool = False  # runs only with --deep (reads every byte)
     needs_card: bool = False  # runs only when the release's model card is rendered
     opt_in: bool = False  # runs only when asked for (--smoke): slow, loads the model
+    requires: tuple[str, ...] = ()  # modules it imports that r1release does not depend on
 
     @property
     def fixable(self) -> bool:
         return self.fix is not None
 
+    def missing_requirements(self) -> tuple[str, ...]:
+        """The modules in ``requires`` that cannot be imported here."""
+        return tuple(name for name in self.requires if not module_available(name))
+
     @property
     def doc(self) -> str:
-        import sys
-
         return (sys.modules[self.check.__module__].__doc__ or self.description).strip()
 
 
@@ -93,6 +109,26 @@ class Context:
 
     def names(self, ids: Iterable[int]) -> str:
         return "[" + ", ".join(self.token_name(i) for i in ids) + "]"
+
+
+def module_available(name: str) -> bool:
+    """Whether ``name`` can be imported, without importing it.
+
+    A module set to ``None`` in ``sys.modules`` (how tests hide one) is not available.
+    """
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ValueError:  # imported, but without __spec__ (__main__, some test stubs)
+        return sys.modules.get(name) is not None
+    except ImportError:  # a dotted name whose parent package is missing
+        return False
+
+
+def needs(modules: Iterable[str]) -> str:
+    """Why a rule that requires ``modules`` cannot run: "needs torch (pip install ...)"."""
+    modules = list(modules)
+    hints = list(dict.fromkeys(INSTALL.get(m, f"pip install {m}") for m in modules))
+    return f"needs {', '.join(modules)} ({'; '.join(hints)})"
 
 
 def as_ids(value: Any) -> list[int]:

@@ -20,8 +20,12 @@ weights. Non-persistent buffers are not in a state dict at all.
 Not checked: quantized checkpoints (``quantization_config``: the quantizer, not the config,
 decides their layout), model types this transformers does not know that bring their own
 code (``auto_map``: r1release never runs checkpoint code), and checkpoints without
-safetensors weights (weights-format reports them). Without torch the rule says nothing;
-the training side, where torch is always installed, runs it in ``finalize``.
+safetensors weights (weights-format reports them).
+
+Needs torch (``requires=("torch",)``): where torch is not installed the checker does not
+run the rule and reports it as skipped, "needs torch (pip install 'r1release[train]')",
+never as run; a release's CI fails on that, as on any error rule that could not run. The
+training side, where torch is always installed, runs it in ``finalize``.
 
 Fails: ``lm_head.weight`` missing with untied embeddings; ``[0]`` shapes; ``vocab_size``
 that does not match ``model.embed_tokens.weight``; float32 weights with a bfloat16 config.
@@ -29,7 +33,6 @@ that does not match ``model.embed_tokens.weight``; float32 weights with a bfloat
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -39,7 +42,7 @@ from typing import Any
 
 from r1release.checkpoint import INDEX_FILE, Checkpoint, HeaderError, TensorInfo
 from r1release.findings import Severity
-from r1release.rules.base import Context, Problem, Rule
+from r1release.rules.base import Context, Problem, Rule, module_available
 
 SHOWN = 3  # names listed in a message
 
@@ -90,14 +93,14 @@ class Expected:
 
 
 def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
+    return module_available("torch")
 
 
 # --------------------------------------------------------------------------- the rule
 
 
 def check(ctx: Context) -> Iterator[Problem]:
-    if not torch_available():
+    if not torch_available():  # the checker skips the rule then; this is for direct calls
         return
     ckpt = ctx.checkpoint
     config = ckpt.config
@@ -532,4 +535,5 @@ RULE = Rule(
     description="the weights hold the tensors config.json describes (deep, needs torch)",
     check=check,
     deep=True,
+    requires=("torch",),
 )

@@ -6,7 +6,9 @@ else float32 on the CPU), applies the chat template to each prompt with the gene
 prompt, and greedy-decodes up to ``max_new_tokens`` with the checkpoint's
 ``generation_config.json`` (sampling turned off). Every prompt whose output does not end
 on one of the generation config's stop tokens (``eos_token_id``) is reported, with the
-number of tokens generated and the output's tail.
+number of tokens generated and the output's tail. Where torch is not installed the checker
+does not run the rule and reports it as skipped, "needs torch (pip install
+'r1release[train]')".
 
 This is the end-to-end test of what the EOS rules check statically: a chat model whose
 turn-end token (``<|im_end|>``) is not a stop token runs on to the token limit.
@@ -17,18 +19,17 @@ at the end of its answer.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 
 from r1release.findings import Severity
-from r1release.rules.base import Context, Option, Problem, Rule
+from r1release.rules.base import Context, Option, Problem, Rule, module_available
 
 NEEDS_TORCH = "smoke-generate needs torch: pip install 'r1release[train]'"
 TAIL = 80
 
 
 def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
+    return module_available("torch")
 
 
 def check(ctx: Context) -> Iterator[Problem]:
@@ -44,7 +45,7 @@ def check(ctx: Context) -> Iterator[Problem]:
     if type(max_new_tokens) is not int or max_new_tokens < 1:
         yield Problem(f"smoke max_new_tokens must be a positive integer, got {max_new_tokens!r}")
         return
-    if not torch_available():
+    if not torch_available():  # the checker skips the rule then; this is for direct calls
         yield Problem(NEEDS_TORCH, hint="or run the smoke test where the model was trained")
         return
     if _inside_zero3():
@@ -121,10 +122,6 @@ def _inside_zero3() -> bool:
         return False
 
 
-# Opt-in: runs only with --smoke. ``opt_in`` is set only where Rule has the field, so this
-# module never makes a plain check load a model (write ``opt_in=True`` once it always has).
-_OPT_IN = {"opt_in": True} if "opt_in" in Rule.__dataclass_fields__ else {}
-
 RULE = Rule(
     id="R701",
     name="smoke-generate",
@@ -135,5 +132,6 @@ RULE = Rule(
         Option("prompts", (list, tuple), ["What is 7 * 6?"], "chat prompts to generate from"),
         Option("max_new_tokens", int, 256, "generation must stop within this many new tokens"),
     ),
-    **_OPT_IN,
+    opt_in=True,  # runs only with --smoke: loads the model
+    requires=("torch",),  # without it the checker reports the rule skipped: "needs torch"
 )
