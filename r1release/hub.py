@@ -551,7 +551,7 @@ def _matches_at(
 ) -> bool:
     if local.path == GITATTRIBUTES and revision is not None:
         held = _remote_text(api, stage.model.repo_id, GITATTRIBUTES, revision)
-        return not _missing_lines(local.content or b"", held)
+        return not _missing_lines(_local_bytes(local), held)
     return _matches(local, remote)
 
 
@@ -563,6 +563,13 @@ def _same(
     if GITATTRIBUTES in stage.files and GITATTRIBUTES not in remote:
         return False
     return all(_matches_at(api, stage, f, remote[p], revision) for p, f in stage.files.items())
+
+
+def _local_bytes(staged: StagedFile) -> bytes:
+    if staged.content is not None:
+        return staged.content
+    with open(staged.source, "rb") as fh:  # type: ignore[arg-type]
+        return fh.read()
 
 
 def _missing_lines(local: bytes, held: bytes | None) -> list[bytes]:
@@ -581,7 +588,7 @@ def _merged_gitattributes(
     if local is None or head is None or GITATTRIBUTES not in head_files:
         return stage.files
     held = _remote_text(api, stage.model.repo_id, GITATTRIBUTES, head) or b""
-    missing = _missing_lines(local.content or b"", held)
+    missing = _missing_lines(_local_bytes(local), held)
     if not missing:
         merged = held
     else:
@@ -699,6 +706,7 @@ def retry_log(say: Log) -> Iterator[None]:
 def _retry_line(what: str, exc: BaseException, wait: float, attempt: int) -> str:
     status = _status(exc)
     cause = f"Hub answered {status}" if status else f"Hub unreachable ({type(exc).__name__})"
+    wait *= _retry_scale()
     return f"{cause} while {what}, retrying in {wait:.0f} s ({attempt}/{len(RETRY_DELAYS)})"
 
 
@@ -749,9 +757,13 @@ def _retry_after(exc: BaseException) -> float | None:
 def _sleep(seconds: float) -> None:
     import time
 
-    scale = float(os.environ.get("R1RELEASE_RETRY_SCALE", "1") or 1)
+    scale = _retry_scale()
     if seconds * scale > 0:
         time.sleep(seconds * scale)
+
+
+def _retry_scale() -> float:
+    return float(os.environ.get("R1RELEASE_RETRY_SCALE", "1") or 1)
 
 
 def _hub_error(what: str, exc: Exception, wrote: bool = True) -> PublishError:

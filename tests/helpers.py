@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from r1release.checker import check
 
-from hubserver import client_env
+from hubserver import client_env, patch_client
 
 _DELETE = object()
 DELETE: Any = _DELETE
@@ -64,3 +66,44 @@ def r1release(hub, cwd: Path, *args: str, token: str | None = TOKEN, env=None):
         text=True,
         timeout=300,
     )
+
+
+@dataclass
+class Run:
+    """What a CLI run left: its exit status and its two streams (like subprocess's)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    monkeypatch: Any,
+    hub: Any,
+    cwd: Path,
+    *args: str,
+    token: str | None = TOKEN,
+    env: dict[str, str] | None = None,
+) -> Run:
+    """``r1release ARGS`` in this process (click's runner) against the loopback ``hub``: the
+    same code path as the real command, without starting Python and importing torch again.
+    Retries never sleep; GitHub's variables are only those in ``env``."""
+    from click.testing import CliRunner
+
+    from r1release.cli import main
+
+    with monkeypatch.context() as patch:
+        patch_client(patch, hub, cwd / ".hf-home", token)
+        if token is None:
+            patch.delenv("HF_TOKEN", raising=False)
+        for name in list(os.environ):
+            if name.startswith("GITHUB_") or name in ("CI", "HF_OIDC_RESOURCE"):
+                patch.delenv(name)
+        patch.setenv("R1RELEASE_RETRY_SCALE", "0")
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        patch.chdir(cwd)
+        result = CliRunner().invoke(main, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Run(result.exit_code, result.stdout, result.stderr)

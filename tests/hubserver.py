@@ -280,6 +280,8 @@ class HubServer:
         self._slow: list[Fault] = []
         self._hooks: list[Fault] = []
         self._midway: list[Fault] = []
+        self._each_once: Fault | None = None
+        self._seen: set[tuple[str, str]] = set()
         self.oidc_tokens: dict[str, str] = {}  # Hub tokens issued by OIDC exchange -> resource
         self._repos: dict[tuple[str, str], Repo] = {}
         self._blobs: dict[str, bytes] = {}
@@ -353,6 +355,14 @@ class HubServer:
         fault.midway = midway
         with self._lock:
             (self._midway if midway else self._faults).append(fault)
+        return fault
+
+    def fail_each_once(self, status: int = 503) -> Fault:
+        """Make the first request of every distinct (method, path) fail with `status`: every
+        call a client makes has to be retried once. The returned `Fault` counts its `hits`."""
+        fault = Fault("*", re.compile(""), status, 1 << 30, None, False, None, {}, False)
+        with self._lock:
+            self._each_once = fault
         return fault
 
     def slow(self, method: str, path_regex: str, seconds: float, times: int = 1) -> Fault:
@@ -893,6 +903,12 @@ class HubServer:
         if hook is not None and hook.call is not None:
             hook.call()
         fault = self._take_fault(method, entry.path, after=False)
+        if fault is None and self._each_once is not None:
+            with self._lock:
+                if (method, entry.path) not in self._seen:
+                    self._seen.add((method, entry.path))
+                    fault = self._each_once
+                    fault.hits += 1
         if fault is None:
             user, valid = self._user(auth)
             query = parse_qs(split.query)
