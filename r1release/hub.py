@@ -706,7 +706,6 @@ def retry_log(say: Log) -> Iterator[None]:
 def _retry_line(what: str, exc: BaseException, wait: float, attempt: int) -> str:
     status = _status(exc)
     cause = f"Hub answered {status}" if status else f"Hub unreachable ({type(exc).__name__})"
-    wait *= _retry_scale()
     return f"{cause} while {what}, retrying in {wait:.0f} s ({attempt}/{len(RETRY_DELAYS)})"
 
 
@@ -785,7 +784,8 @@ def _hub_error(what: str, exc: Exception, wrote: bool = True) -> PublishError:
     elif code == 403 and wrote:
         hint = (
             "the token may not do this: check its write access to the repository (and the "
-            "repository's settings); no tag was created and a rerun after the fix completes it"
+            "repository's settings); no tag was created, and running the release again is "
+            "safe once it can"
         )
     elif wrote:
         hint = "no tag was created; running the release again is safe and completes it"

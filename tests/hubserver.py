@@ -1117,8 +1117,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--auth", choices=["writes", "all", "none"], default="writes")
     args = parser.parse_args(argv)
     server = HubServer(port=args.port, data_dir=args.data, auth=args.auth)
-    print(f"serving {server.url}: export HF_ENDPOINT={server.url} HF_HUB_DISABLE_XET=1", flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C may come while the line is printed
+        print(
+            f"serving {server.url}: export HF_ENDPOINT={server.url} HF_HUB_DISABLE_XET=1",
+            flush=True,
+        )
         threading.Event().wait()
     server.stop()
 

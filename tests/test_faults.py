@@ -148,7 +148,7 @@ def test_transient_fault_is_retried_to_completion(hub, workspace, record, method
     assert injected.hits == fault.get("times", 1)
     assert released_once(hub, workspace)
     if fault.get("retry_after") and path in (r"/commit/",):
-        assert "retrying in 7s" in result.stderr  # Retry-After honoured (not the 1s default)
+        assert "retrying in 7 s" in result.stderr  # Retry-After honoured (not the 1 s default)
 
 
 def test_slow_response_completes(hub, workspace, record):

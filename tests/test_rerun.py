@@ -76,7 +76,7 @@ def test_every_hub_request_failing_once(hub, ckpt, tmp_path, monkeypatch):
     first = _release(monkeypatch, hub, tmp_path, "300", 0)
     assert first.returncode == 0, first.stderr
     assert fault.hits >= 8  # whoami, repo info, refs, tree, preupload, commit, tag, ...
-    assert "Hub answered 503" in first.stderr and "retrying in 0 s (1/5)" in first.stderr
+    assert "Hub answered 503" in first.stderr and "retrying in 1 s (1/5)" in first.stderr
     assert hub.commit_counts[REPO_ID] == 1
     hub.clear_log()
     again = _release(monkeypatch, hub, tmp_path, "301", 2)
