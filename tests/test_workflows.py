@@ -5,15 +5,19 @@ GITHUB_* variables, an event payload at GITHUB_EVENT_PATH, fresh GITHUB_OUTPUT /
 GITHUB_STEP_SUMMARY files per step, the runner's environment pointing huggingface_hub at the
 loopback Hub. `${{ }}` expressions in `env:`, `if:`, `outputs:`, `concurrency:` and
 `environment:` are evaluated by the small evaluator below, which knows only what these files
-use and fails loudly on anything else. Two kinds of step are skipped, and every test says
-which steps ran: a step that `uses:` an action (checkout, setup-python), and a step whose
-first command installs the project (`python3 -m venv`, `pip install`): the project is
-installed in the test venv, which is on the simulated PATH.
+use and fails loudly on anything else. A job's `if:` is evaluated too, secrets reach only
+jobs in an environment, and each job starts with an empty RUNNER_TEMP. Two kinds of step
+are skipped, and every test says which steps ran: a step that `uses:` an action (checkout,
+setup-python), and a step with a command that installs the project (`python3 -m venv`,
+`pip install`): the project is installed in the test venv, which is on the simulated PATH.
+actions/upload-artifact and actions/download-artifact are simulated: a per-run store.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import itertools
 import json
 import math
 import os
@@ -240,14 +244,28 @@ def test_evaluator_semantics():
 
 INSTALL_RE = re.compile(r"(python3? -m venv|python3? -m pip install|pip install)\b")
 SKIP_USES, SKIP_INSTALL, SKIP_IF = "uses an action", "installs the project", "if: false"
+UPLOAD, DOWNLOAD = "actions/upload-artifact@", "actions/download-artifact@"
 
 
-def skip_reason(step: dict[str, Any]) -> str | None:
-    """Which steps the simulation does not run: actions, and installing the project."""
+def skip_reason(step: dict[str, Any], install: bool = False) -> str | None:
+    """Which steps the simulation does not run: actions (but the artifact ones), and the
+    steps that install the project (a line of the script starts with an install command)."""
     if "uses" in step:
-        return SKIP_USES
-    first = next(line for line in step["run"].splitlines() if line.strip())
-    return SKIP_INSTALL if INSTALL_RE.match(first.strip()) else None
+        return None if step["uses"].startswith((UPLOAD, DOWNLOAD)) else SKIP_USES
+    lines = step["run"].splitlines()
+    return SKIP_INSTALL if not install and any(INSTALL_RE.match(x.strip()) for x in lines) else None
+
+
+class StepFailed(AssertionError):
+    """A step exited non-zero: the job stops there; `steps` holds what ran, the failed last."""
+
+    def __init__(self, message: str, steps: list[StepRun], summary: str) -> None:
+        super().__init__(message)
+        self.steps, self.summary = steps, summary
+
+    @property
+    def step(self) -> StepRun:
+        return self.steps[-1]
 
 
 def parse_env_file(text: str) -> dict[str, str]:
@@ -272,10 +290,11 @@ def parse_env_file(text: str) -> dict[str, str]:
 @dataclass
 class StepRun:
     name: str
-    why: str  # "ran" or why it was skipped
+    why: str  # "ran", "failed" or why it was skipped
     env: dict[str, str] = field(default_factory=dict)
     stdout: str = ""
     stderr: str = ""
+    returncode: int = 0
 
 
 @dataclass
@@ -312,7 +331,9 @@ def triggers(workflow: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class GitHub:
-    """One event, the repository's secrets and variables, and a runner to run jobs on."""
+    """One event (one workflow run), the secrets of the `huggingface` environment (a job sees
+    them only when it runs in an environment), the repository's variables, and one runner
+    that runs the jobs one after another in the same workspace, as a self-hosted one does."""
 
     root: Path
     workspace: Path
@@ -323,6 +344,35 @@ class GitHub:
     secrets: dict[str, str] = field(default_factory=dict)
     vars: dict[str, str] = field(default_factory=dict)
     id_token_url: str | None = None  # GitHub's OIDC endpoint, given with `id-token: write`
+    artifacts: dict[str, Path] = field(default_factory=dict)  # this run's, by name
+
+    @property
+    def temp(self) -> Path:
+        return self.root / "runner-temp"
+
+    def fresh_temp(self) -> None:
+        """RUNNER_TEMP is emptied before each job: only an artifact carries files over."""
+        shutil.rmtree(self.temp, ignore_errors=True)
+        self.temp.mkdir(parents=True)
+
+    def artifact(self, step: dict[str, Any], contexts: dict[str, Any]) -> None:
+        """actions/upload-artifact (one path) and actions/download-artifact (one name)."""
+        given = {k: render(v, contexts) for k, v in (step.get("with") or {}).items()}
+        store = self.root / "artifacts" / given["name"]
+        if step["uses"].startswith(UPLOAD):
+            source = Path(given["path"])
+            assert source.exists() or given.get("if-no-files-found") != "error", source
+            assert given["name"] not in self.artifacts or given.get("overwrite") == "true"
+            shutil.rmtree(store, ignore_errors=True)
+            if source.is_dir():
+                shutil.copytree(source, store)
+            else:
+                store.mkdir(parents=True)
+                shutil.copy2(source, store)
+            self.artifacts[given["name"]] = store
+        else:
+            assert given["name"] in self.artifacts, f"no artifact {given['name']!r} in this run"
+            shutil.copytree(self.artifacts[given["name"]], given["path"], dirs_exist_ok=True)
 
     @property
     def ref_name(self) -> str:
@@ -385,10 +435,10 @@ class GitHub:
             "GITHUB_JOB": job,
             "GITHUB_ACTOR": "octocat",
             "GITHUB_WORKSPACE": str(self.workspace),
-            "RUNNER_TEMP": str(self.root / "runner-temp"),
+            "RUNNER_TEMP": str(self.temp),
             "RUNNER_OS": "Linux",
         }
-        (self.root / "runner-temp").mkdir(exist_ok=True)
+        self.temp.mkdir(parents=True, exist_ok=True)
         if id_token and self.id_token_url:  # GitHub sets these only with `id-token: write`
             env["ACTIONS_ID_TOKEN_REQUEST_URL"] = self.id_token_url
             env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = ID_REQUEST_TOKEN
@@ -402,6 +452,7 @@ class GitHub:
         yaml_env: dict[str, str],
         shell: str | None,
         only: set[str] | None = None,
+        install: bool = False,
     ) -> tuple[list[StepRun], str]:
         runs, summary, path_dirs = [], "", []
         contexts["steps"] = Strict()
@@ -418,8 +469,12 @@ class GitHub:
                 runs.append(StepRun(name, SKIP_IF))
                 continue
             step_env = {k: render(v, contexts) for k, v in (step.get("env") or {}).items()}
-            if reason := skip_reason(step):
+            if reason := skip_reason(step, install):
                 runs.append(StepRun(name, reason))
+                continue
+            if "uses" in step:  # an artifact action
+                self.artifact(step, contexts)
+                runs.append(StepRun(name, "ran"))
                 continue
             files = {k: self.root / f"{n}-{k.lower()}" for k in ("OUTPUT", "PATH", "SUMMARY")}
             for file in files.values():
@@ -442,16 +497,45 @@ class GitHub:
             proc = subprocess.run(
                 command, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=180
             )
-            assert proc.returncode == 0, (
-                f"step {name!r} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
-            )
-            runs.append(StepRun(name, "ran", step_env, proc.stdout, proc.stderr))
+            summary += files["SUMMARY"].read_text()
+            ran = StepRun(name, "ran", step_env, proc.stdout, proc.stderr, proc.returncode)
+            if proc.returncode != 0:
+                ran.why = "failed"
+                raise StepFailed(
+                    f"step {name!r} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}",
+                    [*runs, ran],
+                    summary,
+                )
+            runs.append(ran)
             if "id" in step:
                 outputs = parse_env_file(files["OUTPUT"].read_text())
                 contexts["steps"][step["id"]] = {"outputs": outputs, "outcome": "success"}
             path_dirs += [p for p in files["PATH"].read_text().splitlines() if p]
-            summary += files["SUMMARY"].read_text()
         return runs, summary
+
+    def job_contexts(
+        self, workflow: dict[str, Any], job_id: str, needs: dict[str, JobRun] | None
+    ) -> dict[str, Any]:
+        """The contexts of a job's `if:` (no secrets there), checking its `needs:`."""
+        needed = workflow["jobs"][job_id].get("needs", [])
+        needed = [needed] if isinstance(needed, str) else needed
+        assert sorted(needs or {}) == sorted(needed), f"{job_id} needs {needed}"
+        return {
+            "github": self.github_context(job_id),
+            "inputs": self.inputs(workflow),
+            "vars": dict(self.vars),
+            "needs": Strict(
+                {k: {"outputs": v.outputs, "result": "success"} for k, v in (needs or {}).items()}
+            ),
+        }
+
+    def job_runs(
+        self, workflow: dict[str, Any], job_id: str, needs: dict[str, JobRun] | None = None
+    ) -> bool:
+        """The job's `if:` (GitHub's implicit `success()`: every needed job succeeded)."""
+        job = workflow["jobs"][job_id]
+        contexts = self.job_contexts(workflow, job_id, needs)
+        return "if" not in job or condition(job["if"], contexts)
 
     def run_job(
         self,
@@ -461,31 +545,23 @@ class GitHub:
         only: set[str] | None = None,
     ) -> JobRun:
         job = workflow["jobs"][job_id]
-        needed = job.get("needs", [])
-        needed = [needed] if isinstance(needed, str) else needed
-        assert sorted(needs or {}) == sorted(needed), f"{job_id} needs {needed}"
-        contexts: dict[str, Any] = {
-            "github": self.github_context(job_id),
-            "inputs": self.inputs(workflow),
-            "secrets": dict(self.secrets),
-            "vars": dict(self.vars),
-            "needs": Strict(
-                {k: {"outputs": v.outputs, "result": "success"} for k, v in (needs or {}).items()}
-            ),
-        }
+        assert self.job_runs(workflow, job_id, needs), f"job {job_id} is skipped by its if:"
+        contexts = self.job_contexts(workflow, job_id, needs)
+        environment = job.get("environment") or {}
+        environment = environment if isinstance(environment, dict) else {"name": environment}
+        contexts["secrets"] = dict(self.secrets) if environment else {}
         yaml_env = {k: render(v, contexts) for k, v in (workflow.get("env") or {}).items()}
         contexts["env"] = yaml_env
         yaml_env |= {k: render(v, contexts) for k, v in (job.get("env") or {}).items()}
         concurrency = job.get("concurrency")
         group = render(concurrency["group"], contexts) if concurrency else None
-        environment = job.get("environment") or {}
-        environment = environment if isinstance(environment, dict) else {"name": environment}
         permissions = job.get("permissions", workflow.get("permissions")) or {}
         id_token = isinstance(permissions, dict) and permissions.get("id-token") == "write"
-        contexts["runner"] = Strict(temp=str(self.root / "runner-temp"), os="Linux")
+        contexts["runner"] = Strict(temp=str(self.temp), os="Linux")
         shell = ((job.get("defaults") or workflow.get("defaults") or {}).get("run") or {}).get(
             "shell"
         )
+        self.fresh_temp()
         steps, summary = self.run_steps(
             job["steps"], contexts, self.base_env(job_id, id_token), yaml_env, shell, only
         )
@@ -495,10 +571,36 @@ class GitHub:
             return JobRun(steps, outputs, summary, group, (name, url))
         return JobRun(steps, outputs, summary, group)
 
+    def run_workflow(self, workflow: dict[str, Any]) -> dict[str, JobRun | None]:
+        """Every job, in the order of `needs:`; a job skipped by its `if:` (or by a skipped
+        job it needs) is None. A failed step raises StepFailed."""
+        assert self.triggers(workflow)
+        done: dict[str, JobRun | None] = {}
+        while len(done) < len(workflow["jobs"]):
+            for job_id, job in workflow["jobs"].items():
+                needed = job.get("needs", [])
+                needed = [needed] if isinstance(needed, str) else needed
+                if job_id in done or any(n not in done for n in needed):
+                    continue
+                needs = {n: done[n] for n in needed}
+                if any(run is None for run in needs.values()):
+                    done[job_id] = None
+                    continue
+                ran = {n: run for n, run in needs.items() if run is not None}
+                runs = self.job_runs(workflow, job_id, ran)
+                done[job_id] = self.run_job(workflow, job_id, ran) if runs else None
+        return done
+
     def run_action(
-        self, action: dict[str, Any], inputs: dict[str, str], step_env: dict[str, str]
+        self,
+        action: dict[str, Any],
+        inputs: dict[str, str],
+        step_env: dict[str, str],
+        install: bool = False,
+        only: set[str] | None = None,
     ) -> JobRun:
-        """A composite action called from a step with `with: inputs` and `env: step_env`."""
+        """A composite action called from a step with `with: inputs` and `env: step_env`
+        (`install=True` runs the install step too: for a test with stubs on PATH)."""
         assert action["runs"]["using"] == "composite"
         declared = action.get("inputs") or {}
         assert set(inputs) <= set(declared), f"undeclared inputs {set(inputs) - set(declared)}"
@@ -506,12 +608,18 @@ class GitHub:
         contexts: dict[str, Any] = {
             "github": self.github_context("caller", action_path=ROOT),
             "inputs": Strict(values),
-            "runner": Strict(temp=str(self.root / "runner-temp"), os="Linux"),
+            "runner": Strict(temp=str(self.temp), os="Linux"),
         }
         for step in action["runs"]["steps"]:
             assert "uses" in step or step.get("shell"), "a composite run step needs a shell"
         steps, summary = self.run_steps(
-            action["runs"]["steps"], contexts, self.base_env("caller", False), step_env, None
+            action["runs"]["steps"],
+            contexts,
+            self.base_env("caller", False),
+            step_env,
+            None,
+            only,
+            install,
         )
         outputs = {k: render(v["value"], contexts) for k, v in action["outputs"].items()}
         return JobRun(steps, outputs, summary)
@@ -593,11 +701,18 @@ def make_github(
 # ------------------------------------------------------------------------------ release.yml
 
 RELEASE = WORKFLOWS / "release.yml"
-RELEASE_SKIPPED = {
-    "Check out the repository": SKIP_USES,
-    "Install r1release": SKIP_INSTALL,
-    "Hub repository for trusted publishing": SKIP_IF,
-}
+PLAN_SKIPPED = {"Check out the repository": SKIP_USES, "Install r1release": SKIP_INSTALL}
+PLAN_STEPS = [
+    "Model and version of this event",
+    "Plan",
+    "Model card",
+    "Card, manifest and report in the job summary",
+    "Upload the plan for review",
+]
+PUBLISH_SKIPPED = PLAN_SKIPPED
+PUBLISH_STEPS = ["Download the approved plan", "Release"]
+SUMMARY_STEP = "Card, manifest and report in the job summary"
+INSTALL = "Install r1release"
 ID_REQUEST_TOKEN, ID_TOKEN, EXCHANGED = "gh_request_3d1f", "eyJ.id-token.sig", "hf_oidc_7c2e55"
 
 
@@ -610,18 +725,59 @@ def workspace(tmp_path, checkpoint):
     return path
 
 
-def run_release(github: GitHub) -> tuple[JobRun, JobRun]:
-    workflow = load(RELEASE)
-    assert github.triggers(workflow)
-    model = github.run_job(workflow, "model")
-    assert model.ran() == ["Model named by the tag or the inputs"]
-    return model, github.run_job(workflow, "release", needs={"model": model})
+def checkpoint_of(workspace: Path) -> Path:
+    return Path(load(workspace / "release.yaml")["models"][0]["checkpoint"])
+
+
+def change_weights(checkpoint: Path) -> str:
+    """A new value in a weights file (its header untouched): the checks still pass."""
+    weights = sorted(checkpoint.glob("*.safetensors"))[-1]
+    data = bytearray(weights.read_bytes())
+    data[-2:] = b"\x00\x00" if data[-2:] != b"\x00\x00" else b"\x80\x3f"  # 0.0 or 1.0 (bf16)
+    weights.write_bytes(bytes(data))
+    return weights.name
+
+
+def check_plan(github: GitHub, plan: JobRun, version: str) -> dict[str, Any]:
+    """The plan job ran without a secret, and its artifact and summary hold the plan, the
+    card, the JSON report and the manifest (whose card hash is the card's)."""
+    assert plan.ran() == PLAN_STEPS and plan.skipped() == PLAN_SKIPPED
+    assert plan.environment is None and plan.concurrency is None
+    assert all("HF_TOKEN" not in s.env for s in plan.steps)
+    assert plan.outputs["repo_id"] == REPO_ID and plan.outputs["version"] == version
+    files = github.artifacts["release-plan"]
+    assert sorted(p.name for p in files.iterdir()) == ["README.md", "manifest.json", "release.json"]
+    doc = json.loads((files / "release.json").read_text())
+    manifest = json.loads((files / "manifest.json").read_text())
+    assert set(doc) == {"schema_version", "release", "report", "manifest"}
+    assert doc["schema_version"] == 1 and doc["manifest"] == manifest
+    assert doc["release"]["repo_id"] == REPO_ID and doc["release"]["dry_run"] is True
+    assert manifest["repo_id"] == REPO_ID and manifest["version"] == version
+    assert manifest["git_commit"] == SHA
+    card = (files / "README.md").read_bytes()
+    assert manifest["card_sha256"] == hashlib.sha256(card).hexdigest()  # the card reviewed
+    assert plan.step("Plan").stdout == ""  # stdout went into release.json
+    assert plan.outputs["model"] == "OpenR1-Tiny"
+    assert f"### r1release: OpenR1-Tiny {version} (dry run)" in plan.summary
+    for title in ("Model card (README.md)", "Manifest (manifest.json)"):
+        assert f"<details><summary>{title}</summary>" in plan.summary
+    assert card.decode() in plan.summary
+    return manifest
+
+
+def run_release(github: GitHub) -> dict[str, JobRun | None]:
+    """The whole workflow run; the plan job checked. Skipped jobs are None."""
+    jobs = github.run_workflow(load(RELEASE))
+    assert jobs["model"] is not None and jobs["plan"] is not None
+    assert jobs["model"].ran() == ["Model named by the tag or the inputs"]
+    check_plan(github, jobs["plan"], jobs["plan"].outputs["version"])
+    return jobs
 
 
 def released(hub: HubServer, job: JobRun, version: str) -> None:
     repo = hub.repo(REPO_ID)
     assert hub.commit_counts[REPO_ID] == 1
-    assert repo.tags[version] == repo.branches["main"]
+    assert repo.tags[version] == repo.branches["main"] and len(repo.tags) == 1
     head = repo.branches["main"]
     assert job.outputs == {
         "repo_id": REPO_ID,
@@ -645,6 +801,47 @@ def test_workflow_triggers():
     assert set(inputs) == {"model", "version", "dry_run"}  # what r1release.events reads
 
 
+def test_plan_then_approved_publish():
+    """An ungated plan job without secrets; two publish jobs in the `huggingface`
+    environment, the same but for `if:` and `id-token: write` (only publish-oidc has it)."""
+    jobs = load(RELEASE)["jobs"]
+    assert set(jobs) == {"model", "plan", "publish", "publish-oidc"}
+    plan = jobs["plan"]
+    assert "environment" not in plan and "if" not in plan and "concurrency" not in plan
+    assert plan["permissions"] == {"contents": "read"}
+    assert plan["runs-on"] == ["self-hosted", "linux", "gpu"]  # the runner with the checkpoint
+    assert "secrets" not in json.dumps(plan)
+    uploads = [s for s in plan["steps"] if s.get("uses", "").startswith(UPLOAD)]
+    assert [s["with"]["name"] for s in uploads] == ["release-plan"]
+    for name in ("publish", "publish-oidc"):
+        job = jobs[name]
+        assert job["environment"]["name"] == "huggingface", name
+        assert job["needs"] == ["model", "plan"] and job["runs-on"] == plan["runs-on"]
+        downloads = [s for s in job["steps"] if s.get("uses", "").startswith(DOWNLOAD)]
+        assert [s["with"]["name"] for s in downloads] == ["release-plan"]
+        assert "--expect-manifest" in job["steps"][-1]["run"]
+    assert jobs["publish"]["permissions"] == {"contents": "read"}
+    assert jobs["publish-oidc"]["permissions"] == {"contents": "read", "id-token": "write"}
+    same = {"name", "if", "permissions"}  # everything else is word for word the same
+    assert {k: v for k, v in jobs["publish"].items() if k not in same} == {
+        k: v for k, v in jobs["publish-oidc"].items() if k not in same
+    }
+
+    # At most one publish job runs; none for a manual dry run.
+    workflow, done = load(RELEASE), JobRun([], {}, "")
+    events = {"tag": tag_push("v1.0.0"), "publish": dispatch(version="v1", dry_run="false")}
+    events["dry run"] = dispatch(version="v1", dry_run="true")
+    for (kind, event), trusted in itertools.product(events.items(), [None, "true", "false"]):
+        github = GitHub(ROOT, ROOT, *event, runner_env={})
+        github.vars = {} if trusted is None else {"HF_TRUSTED_PUBLISHING": trusted}
+        runs = {
+            job: github.job_runs(workflow, job, {"model": done, "plan": done})
+            for job in ("publish", "publish-oidc")
+        }
+        expected = {"publish": trusted != "true", "publish-oidc": trusted == "true"}
+        assert runs == ({k: False for k in runs} if kind == "dry run" else expected), kind
+
+
 @pytest.mark.parametrize("tag", ["v1.0.0", "OpenR1-Tiny@v1.0.0"])
 def test_tag_push_releases(hub, tmp_path, workspace, checkpoint, tag):
     if "@" in tag:  # several models (NAME@v* tags): the other model is left alone
@@ -654,38 +851,94 @@ def test_tag_push_releases(hub, tmp_path, workspace, checkpoint, tag):
     github = make_github(
         tmp_path, workspace, hub, tag_push(tag), secrets={"HF_TOKEN": TOKEN}, vars={}
     )
-    model, job = run_release(github)
+    jobs = run_release(github)
+    model, job = jobs["model"], jobs["publish"]
+    assert job is not None and model is not None and jobs["publish-oidc"] is None
 
     group = "OpenR1-Tiny" if "@" in tag else "default"
     assert model.outputs == {"name": group}
     assert job.concurrency == f"release-{group}"
     assert job.environment == ("huggingface", job.outputs["commit_url"])
-    assert job.ran() == ["Release"] and job.skipped() == RELEASE_SKIPPED
+    assert job.ran() == PUBLISH_STEPS and job.skipped() == PUBLISH_SKIPPED
     released(hub, job, "v1.0.0")
     assert set(hub.commit_counts) == {REPO_ID} and hub.count("create-repo") == 1
     step = job.step("Release")
     assert step.env["HF_TOKEN"] == TOKEN and step.env["HF_OIDC_RESOURCE"] == ""
-    assert step.stdout.splitlines()[0] == f"::add-mask::{TOKEN}"
-    assert TOKEN not in job.text().replace(f"::add-mask::{TOKEN}", "")
+    # The runner masks secrets.HF_TOKEN itself; r1release never prints it anyway.
+    for run in jobs.values():
+        assert run is None or TOKEN not in run.text().replace(f"::add-mask::{TOKEN}", "")
+
+
+def test_publish_refuses_what_was_not_approved(hub, tmp_path, workspace):
+    """A checkpoint file changes after the plan was approved: the publish job stops with a
+    line naming it, before a single write; the Hub saw read requests only."""
+    github = make_github(tmp_path, workspace, hub, tag_push("v1.0.0"), secrets={"HF_TOKEN": TOKEN})
+    workflow = load(RELEASE)
+    needs = {"model": github.run_job(workflow, "model"), "plan": github.run_job(workflow, "plan")}
+    check_plan(github, needs["plan"], "v1.0.0")
+    changed = change_weights(checkpoint_of(workspace))
+
+    with pytest.raises(StepFailed) as failed:
+        github.run_job(workflow, "publish", needs=needs)
+    step = failed.value.step
+    assert step.name == "Release" and step.returncode == 1
+    assert [s.name for s in failed.value.steps if s.why == "ran"] == PUBLISH_STEPS[:-1]
+    assert f"{changed} changed" in step.stderr and "nothing was sent" in step.stderr
+    assert "approved" in step.stderr and hub.writes() == []
+    assert TOKEN not in (step.stdout + step.stderr).replace(f"::add-mask::{TOKEN}", "")
+
+    # Planned again and approved, the changed checkpoint publishes.
+    needs["plan"] = github.run_job(workflow, "plan")
+    released(hub, github.run_job(workflow, "publish", needs=needs), "v1.0.0")
 
 
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_workflow_dispatch(hub, tmp_path, workspace, dry_run):
     event = dispatch(model="OpenR1-Tiny", version="v1.1.0", dry_run=str(dry_run).lower())
     github = make_github(tmp_path, workspace, hub, event, secrets={"HF_TOKEN": TOKEN})
-    model, job = run_release(github)
+    jobs = run_release(github)
+    model, plan, job = jobs["model"], jobs["plan"], jobs["publish"]
+    assert model is not None and plan is not None and jobs["publish-oidc"] is None
 
     assert model.outputs == {"name": "OpenR1-Tiny"}
-    assert job.concurrency == "release-OpenR1-Tiny"
-    assert job.ran() == ["Release"] and job.skipped() == RELEASE_SKIPPED
-    if dry_run:
-        assert hub.writes() == []
-        assert job.outputs["dry_run"] == "true" and job.outputs["repo_id"] == REPO_ID
+    assert "dry run: nothing was sent" in plan.step("Plan").stderr
+    if dry_run:  # the run stops after the plan
+        assert job is None and hub.writes() == []
+        assert plan.outputs["repo_id"] == REPO_ID and plan.outputs["version"] == "v1.1.0"
+        # Were the publish job to run anyway, the CLI would read the event's dry_run too.
+        workflow = load(RELEASE)
+        del workflow["jobs"]["publish"]["if"]
+        job = github.run_job(workflow, "publish", needs={"model": model, "plan": plan})
+        assert hub.writes() == [] and job.outputs["dry_run"] == "true"
         assert "### r1release: OpenR1-Tiny v1.1.0 (dry run)" in job.summary
-        assert "dry run: nothing was sent" in job.step("Release").stdout
     else:
+        assert job is not None and job.concurrency == "release-OpenR1-Tiny"
+        assert job.ran() == PUBLISH_STEPS and job.skipped() == PUBLISH_SKIPPED
         released(hub, job, "v1.1.0")
-    assert TOKEN not in job.text().replace(f"::add-mask::{TOKEN}", "")
+    for run in (model, plan, job):
+        assert TOKEN not in run.text().replace(f"::add-mask::{TOKEN}", "")
+
+
+def test_plan_summary_cannot_be_broken_out_of(tmp_path):
+    """The card, manifest and report reach the summary as fenced code in <details>: a card
+    with backtick fences, `</details>` and HTML stays inside its block, byte for byte."""
+    step = next(s for s in load(RELEASE)["jobs"]["plan"]["steps"] if s["name"] == SUMMARY_STEP)
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+    github = GitHub(tmp_path, tmp_path, *tag_push("v1.0.0"), runner_env={"PATH": path})
+    plan = github.temp / "plan"
+    plan.mkdir(parents=True)
+    card = "# Card\n\n``````\n</details>\n\n<img src=x onerror=alert(1)>\n```` $(id) `x`\n"
+    (plan / "README.md").write_text(card)
+    (plan / "manifest.json").write_text('{"files": []}\n')
+    (plan / "release.json").write_text('{"note": "```"}\n')
+    contexts = {"github": github.github_context("plan"), "runner": Strict(temp=str(github.temp))}
+    runs, summary = github.run_steps([step], contexts, github.base_env("plan", False), {}, "bash")
+    assert [r.why for r in runs] == ["ran"]
+    fence = "`" * 7  # one more than the longest run of backticks in the card
+    block = f"<details><summary>Model card (README.md)</summary>\n\n{fence}markdown\n"
+    assert block + card + fence + "\n\n</details>\n" in summary
+    assert '\n````json\n{"note": "```"}\n````\n' in summary
+    assert summary.count("<details><summary>") == 3 and summary.count("</details>") == 3 + 1
 
 
 class OidcHub(HubServer):
@@ -723,41 +976,46 @@ def test_trusted_publishing(tmp_path, workspace):
             vars={"HF_TRUSTED_PUBLISHING": "true"},
             id_token_url=f"{hub.url}/_github/id-token?api-version=2.0",
         )
-        _, job = run_release(github)
+        jobs = run_release(github)
 
-    assert job.ran() == ["Hub repository for trusted publishing", "Release"]
+    job = jobs["publish-oidc"]
+    assert job is not None and jobs["publish"] is None
+    assert job.ran() == PUBLISH_STEPS and job.skipped() == PUBLISH_SKIPPED
     step = job.step("Release")
     assert step.env["HF_OIDC_RESOURCE"] == REPO_ID and step.env["HF_TOKEN"] == ""
     assert hub.audiences and set(hub.audiences) == {hub.url}
     assert {e["resource"] for e in hub.exchanges} == {REPO_ID}
     assert {e["subject_token"] for e in hub.exchanges} == {ID_TOKEN}
     released(hub, job, "v1.0.0")
-    # The exchanged token is masked before anything else is printed, then never shown.
-    assert step.stdout.splitlines()[0] == f"::add-mask::{EXCHANGED}"
-    assert EXCHANGED not in job.text().replace(f"::add-mask::{EXCHANGED}", "")
-    assert "hf_long_lived_secret" not in job.text()
+    # The exchanged token is masked (on stderr: stdout may be data) before anything else is
+    # printed, then never shown.
+    assert step.stderr.splitlines()[0] == f"::add-mask::{EXCHANGED}"
+    for run in jobs.values():
+        assert run is None or EXCHANGED not in run.text().replace(f"::add-mask::{EXCHANGED}", "")
+        assert run is None or "hf_long_lived_secret" not in run.text()
 
 
-def test_only_the_release_job_may_mint_an_id_token():
+def test_only_publish_oidc_may_mint_an_id_token():
     for path in sorted(WORKFLOWS.glob("*.yml")):
         workflow = load(path)
         top = workflow.get("permissions")
         assert top in ({}, {"contents": "read"}), path.name
         for job_id, job in workflow["jobs"].items():
             granted = job.get("permissions", top) or {}
-            assert granted.get("id-token") != "write" or (path, job_id) == (RELEASE, "release")
+            assert granted.get("id-token") != "write" or (path, job_id) == (RELEASE, "publish-oidc")
             if any(str(s.get("uses", "")).startswith("actions/checkout") for s in job["steps"]):
                 assert granted.get("contents") == "read", (path.name, job_id)
 
 
 def test_actions_are_pinned_and_inputs_reach_scripts_through_env():
     for path in [*sorted(WORKFLOWS.glob("*.yml")), ACTION]:
-        doc = load(path)
+        doc, text = load(path), path.read_text()  # a pinned commit names its version
         jobs = doc["jobs"].values() if "jobs" in doc else [doc["runs"]]
         for step in (s for job in jobs for s in job["steps"]):
             assert "${{" not in step.get("run", ""), (path.name, step.get("name"))
             if "uses" in step:
                 assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]
+                assert re.search(rf"uses: {step['uses']} # v\d+\.\d+\.\d+\n", text), step["uses"]
             if str(step.get("uses", "")).startswith("actions/checkout"):
                 assert step["with"]["persist-credentials"] is False
 
@@ -795,6 +1053,117 @@ def test_composite_action(hub, tmp_path, workspace):
     assert hub.writes() == [] and job.outputs["dry-run"] == "true"
     assert job.outputs["version"] == "v2.0.0"
     assert TOKEN not in job.text().replace(f"::add-mask::{TOKEN}", "")
+
+
+@pytest.mark.parametrize("dispatched", [{}, {"version": "v1.1.0"}])
+def test_composite_action_honours_a_dispatch_dry_run(hub, tmp_path, workspace, dispatched):
+    """`dry-run: auto` with the action's `model`/`version` set: a workflow_dispatch whose
+    `dry_run` input is ticked stays a dry run (only `dry-run: false` would publish)."""
+    event = dispatch(**dispatched, dry_run="true")
+    github = make_github(tmp_path, workspace, hub, event)
+    inputs = {"model": "OpenR1-Tiny", "version": "v3.0.0"}
+    job = github.run_action(load(ACTION), inputs, {"HF_TOKEN": TOKEN})
+    assert job.ran() == ["Release"] and job.step("Release").env["RELEASE_DRY_RUN"] == "auto"
+    assert hub.writes() == [] and job.outputs["dry-run"] == "true"
+    assert job.outputs["version"] == "v3.0.0"
+    assert "release OpenR1-Tiny v3.0.0 -> org/OpenR1-Tiny (dry run)" in job.step("Release").stderr
+
+
+def test_composite_action_plan_and_approved_publish(hub, tmp_path, workspace):
+    """README's two jobs with the action: `dry-run: true` + `manifest`, then
+    `expect-manifest`, which refuses a changed checkpoint before any write."""
+    action, env = load(ACTION), {"HF_TOKEN": TOKEN}
+    github = make_github(tmp_path, workspace, hub, tag_push("v1.0.0"))
+    manifest = tmp_path / "approved" / "manifest.json"
+    manifest.parent.mkdir()
+    plan = {"dry-run": "true", "manifest": str(manifest)}
+
+    job = github.run_action(action, plan, env)
+    assert hub.writes() == [] and job.outputs["dry-run"] == "true"
+    assert json.loads(manifest.read_text())["version"] == "v1.0.0"
+    changed = change_weights(checkpoint_of(workspace))
+    with pytest.raises(StepFailed) as failed:
+        github.run_action(action, {"expect-manifest": str(manifest)}, env)
+    assert failed.value.step.returncode == 1 and hub.writes() == []
+    assert f"{changed} changed" in failed.value.step.stderr
+
+    github.run_action(action, plan, env)  # planned and approved again
+    job = github.run_action(action, {"expect-manifest": str(manifest)}, env)
+    assert job.outputs["dry-run"] == "false" and hub.commit_counts[REPO_ID] == 1
+    assert hub.repo(REPO_ID).tags["v1.0.0"] == job.outputs["revision"]
+
+
+STUB_PYTHON = """\
+import json, os, sys
+from pathlib import Path
+me, argv = Path(sys.argv[0]), sys.argv[1:]
+venv = me.parent.parent if me.name == "python" else None
+log = Path(os.environ["STUB_LOG"])
+with log.open("a") as out:
+    out.write(json.dumps(["venv" if venv else "runner", *argv]) + "\\n")
+if argv[:2] == ["-m", "venv"]:
+    (Path(argv[-1]) / "bin").mkdir(parents=True)
+    (Path(argv[-1]) / "site-packages").mkdir()
+    (Path(argv[-1]) / "bin" / "python").symlink_to(me)
+elif argv[:2] == ["-m", "pip"]:
+    pass
+elif argv[0] == "-c" and "sysconfig" in argv[1]:
+    print(venv / "site-packages")
+elif argv[0] == "-c" and "torch" in argv[1]:
+    if venv is None:
+        found = os.environ.get("STUB_RUNNER_TORCH")
+    else:  # installed into the venv, or the runner's through a .pth file
+        found = list((venv / "site-packages").glob("*.pth")) or '"torch"' in log.read_text()
+    if not found:
+        sys.exit("ModuleNotFoundError: No module named 'torch'")
+    print(found)
+else:
+    sys.exit(f"stub python3: unexpected {argv}")
+"""
+CPU_TORCH = ["install", "--quiet", "torch", "--index-url", "https://download.pytorch.org/whl/cpu"]
+
+
+@pytest.mark.parametrize(
+    "mode,runner_torch,installs",
+    [
+        ("auto", "/opt/runner/site-packages", "runner"),  # the GPU runner's torch, as it is
+        ("auto", None, "cpu"),
+        ("cpu", "/opt/runner/site-packages", "cpu"),
+        ("skip", None, "none"),
+    ],
+)
+def test_composite_action_installs_torch(hub, tmp_path, mode, runner_torch, installs):
+    """The `torch` input, with a stub python3 that logs what it is asked: `auto` uses the
+    runner's torch when its python3 imports one, else the CPU build; `cpu` always the CPU
+    build; `skip` none. Then the project, from the action's directory."""
+    stubs, log = tmp_path / "stubs", tmp_path / "python.log"
+    stubs.mkdir()
+    (stubs / "python3").write_text(f"#!{sys.executable}\n{STUB_PYTHON}")
+    (stubs / "python3").chmod(0o755)
+    env = {"STUB_LOG": str(log)} | ({"STUB_RUNNER_TORCH": runner_torch} if runner_torch else {})
+    github = make_github(tmp_path, tmp_path, hub, tag_push("v1.0.0"), path=[str(stubs)])
+    github.runner_env |= env
+    job = github.run_action(load(ACTION), {"torch": mode}, {}, install=True, only={INSTALL})
+    assert job.ran() == [INSTALL]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    venv = github.temp / "r1release-action"
+    assert calls[0] == ["runner", "-m", "venv", str(venv)]
+    assert all(c[0] == "venv" for c in calls if c[1:3] == ["-m", "pip"])
+    pips = [c[3:] for c in calls if c[1:3] == ["-m", "pip"]]
+    torch = [CPU_TORCH] if installs == "cpu" else []
+    upgrade, project = ["install", "--quiet", "--upgrade", "pip"], ["install", "--quiet", str(ROOT)]
+    assert pips == [upgrade, *torch, project]
+    pth = venv / "site-packages" / "r1release-runner-torch.pth"
+    if installs == "runner":
+        assert pth.read_text() == f"{runner_torch}\n"
+        assert f"torch: the runner's, in {runner_torch}" in job.step(INSTALL).stdout
+    else:
+        assert not pth.exists()
+    checked = ["venv", "-c", "import torch"] in calls  # the venv imports torch at the end
+    assert checked == (installs != "none")
+
+    with pytest.raises(StepFailed, match="torch must be auto, cpu or skip"):
+        github.run_action(load(ACTION), {"torch": "cuda"}, {}, install=True, only={INSTALL})
 
 
 # ------------------------------------------------------------------------------ train.yml
@@ -850,9 +1219,34 @@ def test_ci_dry_runs_the_example_release_yaml(hub, tmp_path):
     assert hub.log == []  # the step started a Hub of its own
     assert job.ran() == [name]
     out = job.step(name).stdout
-    assert "open-r1/OpenR1-Distill-7B (private, new repository)" in out
+    # No token in ci.yml: the Hub cannot tell "missing" from "private and not yours".
+    anonymous = "not found without a token: a private repository is invisible, it may exist"
+    assert any(
+        f"open-r1/OpenR1-Distill-7B (private, {repo})" in out
+        for repo in ("new repository", anonymous)
+    )
     assert "tag: v0.0.0 (new)" in out and "dry run: nothing was sent" in out
     assert "### r1release: OpenR1-Distill-7B v0.0.0 (dry run)" in job.summary
+
+
+GITHUB_HOSTED = re.compile(r"(ubuntu|windows|macos)-[\w.-]+")
+
+
+def test_pull_requests_never_reach_a_self_hosted_runner():
+    """Code from a pull request runs on GitHub-hosted runners only; the self-hosted runner
+    (checkpoints, Hub credentials) runs only tag pushes and manual runs, which only people
+    with write access can start. No workflow runs on pull_request_target or workflow_run."""
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        on = triggers(load(path))
+        assert not set(on) & {"pull_request_target", "workflow_run"}, path.name
+        for job_id, job in load(path)["jobs"].items():
+            labels = job["runs-on"] if isinstance(job["runs-on"], list) else [job["runs-on"]]
+            if "pull_request" in on:
+                assert all(GITHUB_HOSTED.fullmatch(x) for x in labels), (path.name, job_id)
+            if "self-hosted" in labels:
+                assert set(on) <= {"push", "workflow_dispatch"}, (path.name, job_id)
+                assert set(on.get("push", {})) <= {"tags"}, (path.name, job_id)  # no branch
+    assert "pull_request" in triggers(load(WORKFLOWS / "ci.yml"))
 
 
 # ------------------------------------------------------------------------------ audits
