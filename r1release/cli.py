@@ -264,7 +264,11 @@ def check(
 def _append_summary(markdown: str) -> None:
     from r1release import ci
 
-    ci.append_summary(markdown.encode("utf-8", "backslashreplace").decode("utf-8"))
+    try:
+        ci.append_summary(markdown.encode("utf-8", "backslashreplace").decode("utf-8"))
+    except OSError as exc:  # the work is done: a summary that cannot be written is a warning
+        where = os.environ.get("GITHUB_STEP_SUMMARY", "")
+        click.echo(f"warning: cannot write the step summary {where}: {exc.strerror}", err=True)
 
 
 @contextmanager
@@ -400,7 +404,6 @@ def card(
     """Render the model card (README.md) for a model of release.yaml."""
     from r1release.card import ReleaseInfo, render_card
     from r1release.errors import UsageError
-    from r1release.fixes import atomic_write
 
     target = _target(ctx, path, model)
     if target.model is None:
@@ -416,7 +419,7 @@ def card(
     if output is None:
         click.echo(text, nl=False)
     else:
-        atomic_write(output, text)
+        _write_file(output, text)
         click.echo(f"wrote {output}", err=True)
 
 
@@ -450,6 +453,14 @@ _expect_opt = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Refuse, before any write, when the staged files differ from this approved manifest.",
 )
+_deadline_opt = click.option(
+    "--deadline",
+    type=click.FloatRange(min=1),
+    default=None,
+    envvar="R1RELEASE_DEADLINE",
+    help="Stop (exit 1, no tag) when the release has run this many seconds (for CI); each "
+    "Hub request also has timeouts: R1RELEASE_HUB_TIMEOUT (60 s), ..._CONNECT_TIMEOUT (10 s).",
+)
 _allow_public_opt = click.option(
     "--allow-public",
     is_flag=True,
@@ -467,6 +478,7 @@ _allow_public_opt = click.option(
 @_manifest_opt
 @_expect_opt
 @_allow_public_opt
+@_deadline_opt
 @click.pass_context
 def push(
     ctx: click.Context,
@@ -479,6 +491,7 @@ def push(
     manifest_out: Path | None,
     expect_manifest: Path | None,
     allow_public: bool,
+    deadline: float | None,
 ) -> None:
     """Check, stage and push a model of release.yaml as one commit tagged VERSION."""
     from r1release.errors import UsageError
@@ -496,7 +509,7 @@ def push(
         check_version(version),
         dry_run=dry_run,
         force=force,
-        options=_ReleaseOptions(fmt, manifest_out, expect_manifest, allow_public),
+        options=_ReleaseOptions(fmt, manifest_out, expect_manifest, allow_public, deadline),
     )
 
 
@@ -516,6 +529,7 @@ def push(
 @_manifest_opt
 @_expect_opt
 @_allow_public_opt
+@_deadline_opt
 @click.pass_context
 def release(
     ctx: click.Context,
@@ -528,6 +542,7 @@ def release(
     manifest_out: Path | None,
     expect_manifest: Path | None,
     allow_public: bool,
+    deadline: float | None,
 ) -> None:
     """Release what a git tag, a workflow_dispatch event or --model/--version names.
 
@@ -561,7 +576,7 @@ def release(
         resolved.version,
         dry_run=dry_run,
         force=force,
-        options=_ReleaseOptions(fmt, manifest_out, expect_manifest, allow_public),
+        options=_ReleaseOptions(fmt, manifest_out, expect_manifest, allow_public, deadline),
     )
 
 
@@ -601,6 +616,7 @@ class _ReleaseOptions:
     manifest_out: Path | None = None
     expect_manifest: Path | None = None
     allow_public: bool = False
+    deadline: float | None = None
 
 
 def _release(
@@ -615,10 +631,19 @@ def _release(
     from r1release import ci
     from r1release.card import ReleaseInfo
     from r1release.errors import UsageError
-    from r1release.hub import hub_offline, make_api, preflight, publish, retry_log
+    from r1release.hub import (
+        check_deadline,
+        hub_offline,
+        make_api,
+        preflight,
+        publish,
+        retry_log,
+        set_deadline,
+    )
     from r1release.stage import build_stage
 
     options = options or _ReleaseOptions()
+    set_deadline(options.deadline)
     github = ci.in_github_actions()
     fmt = options.fmt or ("github" if github else "text")
     approved = _read_manifest(options.expect_manifest) if options.expect_manifest else None
@@ -658,6 +683,7 @@ def _release(
             card_template=config.card_template(),
             progress=progress,
         )
+    check_deadline("publishing (after the checks and the deep scan)")
     manifest = stage.manifest()
     if options.manifest_out is not None:
         _write_file(options.manifest_out, json.dumps(manifest, indent=2) + "\n")
@@ -747,8 +773,11 @@ def _write_file(path: Path, text: str) -> None:
     from r1release.fixes import atomic_write
 
     if not path.parent.is_dir():
-        raise UsageError(f"{path}: directory {path.parent} does not exist")
-    atomic_write(path, text)
+        raise UsageError(f"{path}: directory {path.parent} does not exist; create it first")
+    try:
+        atomic_write(path, text)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 def _plan_dict(stage: Any, result: Any) -> dict[str, Any]:

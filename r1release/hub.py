@@ -41,6 +41,10 @@ class TagConflict(R1ReleaseError):
     """The version's tag already points at different content."""
 
 
+class VerificationMismatch(PublishError):
+    """The files on the Hub at the tag are not the staged files."""
+
+
 class PreflightError(R1ReleaseError):
     """The release cannot succeed (no token, no Hub, no write access, wrong visibility): found
     before the checkpoint is read, so it costs seconds, not a deep scan."""
@@ -115,10 +119,57 @@ class PublishResult:
 
 
 def make_api(token: str | None = None) -> Any:
-    """An ``HfApi``; the token comes from ``HF_TOKEN`` or huggingface_hub's own discovery."""
+    """An ``HfApi``; the token comes from ``HF_TOKEN`` or huggingface_hub's own discovery.
+    Every request it makes has connect and read timeouts (:func:`use_timeouts`)."""
     from huggingface_hub import HfApi
 
+    use_timeouts()
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+
+
+def request_timeouts() -> tuple[float, float]:
+    """(connect, read) seconds for every Hub request: ``R1RELEASE_HUB_CONNECT_TIMEOUT``
+    (default 10) and ``R1RELEASE_HUB_TIMEOUT`` (default 60; also the write timeout of each
+    piece of an upload). huggingface_hub's own client waits forever."""
+
+    def seconds(name: str, default: float) -> float:
+        try:
+            value = float(os.environ.get(name) or default)
+        except ValueError:
+            raise PreflightError(
+                f"{name}={os.environ[name]!r} is not a number of seconds"
+            ) from None
+        if not 0 < value <= 24 * 3600:
+            raise PreflightError(f"{name}={value:g} is out of range (0 to 86400 seconds)")
+        return value
+
+    return seconds("R1RELEASE_HUB_CONNECT_TIMEOUT", 10.0), seconds("R1RELEASE_HUB_TIMEOUT", 60.0)
+
+
+_timeouts_set: list[tuple[float, float]] = []
+
+
+def use_timeouts() -> None:
+    """Give huggingface_hub's shared HTTP client connect/read/write timeouts, through its
+    supported hook (``set_client_factory``): a Hub that accepts a connection and never answers
+    ends in a timeout, which counts as transient and is retried like a 503."""
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    wanted = request_timeouts()
+    if _timeouts_set == [wanted]:
+        return
+    connect, read = wanted
+    base = _http.default_client_factory
+
+    def factory() -> Any:
+        client = base()
+        client.timeout = httpx2.Timeout(read, connect=connect, pool=connect)
+        return client
+
+    set_client_factory(factory)
+    _timeouts_set[:] = [wanted]
 
 
 def hub_offline() -> bool:
@@ -416,9 +467,17 @@ def _publish(
     )
     try:
         verify(api, stage, plan.version)
-    except PublishError:
+    except PublishError as failure:
         refs = _retry("reading the tags", lambda: _refs_or_none(api, plan.repo_id), wrote=True)
         target = {t.name: t.target_commit for t in refs.tags}.get(plan.version) if refs else None
+        if target == commit and isinstance(failure, VerificationMismatch):
+            _untag(api, plan, commit, failure, say)  # the files at our new tag are wrong
+        if target == commit:  # the check itself could not be made: say what is left
+            raise PublishError(
+                f"{plan.repo_id}: tag {plan.version} was created on {commit[:12]}, but reading "
+                f"it back failed: {failure.message.removeprefix('Hub request failed while ')}",
+                hint="run the release again: it finds the tag and verifies it",
+            ) from None
         if target and target != commit:  # someone else's tag won the race
             raise TagConflict(
                 f"{plan.repo_id}: tag {plan.version} was created at {target[:12]} by someone else "
@@ -431,6 +490,29 @@ def _publish(
     return PublishResult(
         plan, commit, _commit_url(endpoint, plan.repo_id, commit), created, True, True
     )
+
+
+def _untag(api: Any, plan: Plan, commit: str, failure: PublishError, say: Log) -> None:
+    """Verification found other files than staged at the tag just created: remove that tag,
+    so no version tag ever names content that was not checked."""
+    say(f"verification failed: removing tag {plan.version} from {commit[:12]}")
+    try:
+        _call(
+            "removing the tag after a failed verification",
+            api.delete_tag,
+            plan.repo_id,
+            tag=plan.version,
+        )
+    except PublishError as exc:
+        raise PublishError(
+            f"{failure.message}; the tag {plan.version} on {commit[:12]} could not be removed "
+            f"({exc.message})",
+            hint=f"delete the tag {plan.version} on the Hub by hand, then run the release again",
+        ) from None
+    raise PublishError(
+        f"{failure.message}; the tag {plan.version} was removed again",
+        hint="run the release again: it re-checks and commits the staged files",
+    ) from None
 
 
 def _unchanged_since_scan(stage: Stage) -> None:
@@ -462,6 +544,7 @@ def _commit_once(api: Any, stage: Stage, plan: Plan, say: Log) -> tuple[str, boo
     """
     operations = _operations(plan)
     for attempt, delay in enumerate((*RETRY_DELAYS, None), 1):
+        check_deadline("committing the release")
         _unchanged_since_scan(stage)
         try:
             info = api.create_commit(
@@ -506,7 +589,7 @@ def verify(api: Any, stage: Stage, revision: str) -> None:
     ]
     extra = sorted(set(remote) - set(stage.files) - KEEP_ON_HUB)
     if wrong or extra:
-        raise PublishError(
+        raise VerificationMismatch(
             f"verification failed at {revision}: "
             + "; ".join(
                 filter(
@@ -691,6 +774,26 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 
 
 _retry_say: list[Log] = []  # where retries are announced (the innermost retry_log)
+_deadline: list[tuple[float, float]] = []  # (monotonic time, seconds given) for the release
+
+
+def set_deadline(seconds: float | None) -> None:
+    """Stop the release with a :class:`PublishError` once ``seconds`` have passed (checked
+    before every Hub request and retry wait; each request is bounded by its timeouts)."""
+    import time
+
+    _deadline[:] = [] if seconds is None else [(time.monotonic() + seconds, seconds)]
+
+
+def check_deadline(what: str) -> None:
+    import time
+
+    if _deadline and time.monotonic() > _deadline[0][0]:
+        raise PublishError(
+            f"the release's deadline ({_deadline[0][1]:g} s) passed before {what}",
+            hint="no tag was created by this step; run the release again (it completes what "
+            "landed), or allow more time with --deadline",
+        )
 
 
 @contextmanager
@@ -711,6 +814,7 @@ def _retry_line(what: str, exc: BaseException, wait: float, attempt: int) -> str
 
 def _retry(what: str, attempt: Callable[[], Any], *, wrote: bool) -> Any:
     for n, delay in enumerate((*RETRY_DELAYS, None), 1):
+        check_deadline(what)
         try:
             return attempt()
         except Exception as exc:
@@ -726,6 +830,8 @@ def _retry(what: str, attempt: Callable[[], Any], *, wrote: bool) -> Any:
 def transient(exc: BaseException) -> bool:
     """A failure worth retrying: 408/429/5xx, or the connection failed or dropped (but not
     huggingface_hub's offline mode, which fails every request the same way)."""
+    import json
+
     from huggingface_hub.errors import OfflineModeIsEnabled
 
     if isinstance(exc, OfflineModeIsEnabled):
@@ -733,6 +839,8 @@ def transient(exc: BaseException) -> bool:
     status = _status(exc)
     if status is not None:
         return status in TRANSIENT_STATUS
+    if isinstance(exc, json.JSONDecodeError) and exc.doc.lstrip()[:1] in ("<", ""):
+        return True  # an HTML error page (a gateway's 502) where the Hub sends JSON
     return type(exc).__module__.split(".")[0] in ("httpx2", "httpcore2") or isinstance(
         exc, (ConnectionError, TimeoutError)
     )
@@ -777,6 +885,10 @@ def _hub_error(what: str, exc: Exception, wrote: bool = True) -> PublishError:
         detail = detail[: -len(": None.")]
     if server and server not in detail:
         detail = f"{detail.rstrip('.')}: {server}"
+    if "Timeout" in type(exc).__name__:
+        connect, read = request_timeouts()
+        limit = connect if "Connect" in type(exc).__name__ else read
+        detail = f"{type(exc).__name__}: no answer within {limit:g} s (R1RELEASE_HUB_TIMEOUT)"
     code = _status(exc)
     if code == 401:
         hint = "the Hub rejected the token: set HF_TOKEN to a valid write token, or run "

@@ -10,6 +10,8 @@ from disk. Checkpoint code (``auto_map``) is never run.
 from __future__ import annotations
 
 import gc
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +44,18 @@ class SmokeError(Exception):
         self.hint = hint
 
 
+SMOKE_TIMEOUT_ENV = "R1RELEASE_SMOKE_TIMEOUT"
+
+
+def smoke_timeout() -> float:
+    """Seconds one prompt may generate for (``R1RELEASE_SMOKE_TIMEOUT``, default 300)."""
+    try:
+        value = float(os.environ.get(SMOKE_TIMEOUT_ENV) or 300)
+    except ValueError:
+        value = 300.0
+    return value if value > 0 else 300.0
+
+
 def smoke_generate(
     checkpoint: Checkpoint,
     prompts: Sequence[str],
@@ -66,12 +80,20 @@ def smoke_generate(
         for prompt in prompts:
             inputs = _encode(tokenizer, template, prompt)
             inputs = {k: v.to(device) for k, v in inputs.items() if k != "token_type_ids"}
+            started = time.monotonic()
             try:
                 with torch.inference_mode():
                     output = model.generate(**inputs, generation_config=generation)
             except Exception as exc:  # out of memory, a model bug, ...
                 raise SmokeError(f"generation failed: {type(exc).__name__}: {_line(exc)}") from None
             new = tuple(int(i) for i in output[0, inputs["input_ids"].shape[1] :].tolist())
+            stopped = bool(new) and new[-1] in stop_ids
+            if not stopped and time.monotonic() - started >= generation.max_time:
+                raise SmokeError(
+                    f"generating for prompt {prompt[:40]!r} took more than "
+                    f"{generation.max_time:g} s ({len(new)} tokens): stopped unfinished",
+                    hint=f"raise {SMOKE_TIMEOUT_ENV}, lower smoke.max_new_tokens, or use a GPU",
+                )
             decoded = tokenizer.decode(list(new), skip_special_tokens=False)
             results.append(SmokeResult(prompt, new, decoded, stop_ids, template is not None))
         return results
@@ -151,6 +173,7 @@ def _generation_config(
             setattr(generation, sampling, None)
     generation.num_beams = 1
     generation.max_new_tokens = max_new_tokens  # wins over max_length
+    generation.max_time = smoke_timeout()  # per prompt: a slow model cannot hang the check
     generation.use_cache = True
     generation.stop_strings = None  # the stop tokens are what is tested
     if generation.pad_token_id is None:

@@ -209,3 +209,15 @@ def test_cli_smoke_uses_release_yaml(model, tmp_path):
     assert [f["message"].split(":")[0] for f in found] == ["prompt 'Hi'", "prompt 'Bye'"]
     assert all("6 new tokens" in f["message"] for f in found)
     assert smoke.exit_code == 1
+
+
+def test_generation_is_time_limited(model, monkeypatch):
+    """A model that never stops cannot hang the check: each prompt generates for at most
+    R1RELEASE_SMOKE_TIMEOUT seconds (transformers' max_time), then the rule says so."""
+    edit_json(model, "generation_config.json", eos_token_id=[ENDOFTEXT])  # it runs away
+    monkeypatch.setenv("R1RELEASE_SMOKE_TIMEOUT", "0.05")
+    started = time.monotonic()
+    [finding] = findings(model, prompts=["Hi"], max_new_tokens=100_000)
+    assert time.monotonic() - started < 30
+    assert "took more than 0.05 s" in finding.message
+    assert "R1RELEASE_SMOKE_TIMEOUT" in (finding.hint or "")

@@ -1,0 +1,108 @@
+"""A Hub that stops answering, answers HTML, or serves other files than were sent: every
+request is bounded by timeouts, the release by an optional deadline, and a tag never stays
+on content that failed verification. The CLI runs in-process against the loopback Hub."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import reliability
+from helpers import REPO_ID, run_cli, write_release_yaml
+
+RELIABILITY_AREA = "Hub faults"
+record = pytest.fixture(reliability.record)
+RELEASE = ("release", "--model", "OpenR1-Tiny", "--version", "v1.0.0", "--publish")
+
+
+@pytest.fixture
+def ws(checkpoint, tmp_path):
+    write_release_yaml(tmp_path, checkpoint())
+    return tmp_path
+
+
+def _error(result) -> str:
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return errors[0]
+
+
+def test_a_request_held_open_forever_times_out(hub, ws, monkeypatch, record):
+    hub.slow("GET", r"/refs$", seconds=30, times=6)  # accepted, never answered (for 30 s)
+    monkeypatch.setenv("R1RELEASE_HUB_TIMEOUT", "1")
+    started = time.monotonic()
+    result = run_cli(monkeypatch, hub, ws, *RELEASE)
+    elapsed = time.monotonic() - started
+    record("refs request held open", "GET /refs never answers; R1RELEASE_HUB_TIMEOUT=1", result)
+    assert result.returncode == 1
+    line = _error(result)
+    assert "reading the repository's refs" in line and "ReadTimeout" in line
+    assert elapsed < 20, elapsed  # 6 tries of 1 s (retry waits scaled to 0 here), not 150 s
+    assert "retrying" in result.stderr
+    assert hub.writes() == []
+    monkeypatch.delenv("R1RELEASE_HUB_TIMEOUT")
+    rerun = run_cli(monkeypatch, hub, ws, *RELEASE)
+    assert rerun.returncode == 0, rerun.stderr
+
+
+def test_an_html_502_where_json_is_expected_is_retried(hub, ws, monkeypatch, record):
+    page = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+    fault = hub.fail("POST", r"^/api/validate-yaml$", status=502, body=page)
+    result = run_cli(monkeypatch, hub, ws, *RELEASE)
+    record("validate-yaml answers an HTML 502", "POST /api/validate-yaml -> 502 text/html", result)
+    assert result.returncode == 0, result.stderr
+    assert fault.hits == 1 and "Expecting value" not in result.stderr
+    assert "retrying" in result.stderr
+    assert hub.commit_counts[REPO_ID] == 1
+
+
+def test_a_tag_on_content_that_fails_verification_is_removed(hub, ws, monkeypatch, record):
+    def lose_a_file() -> None:  # the Hub serves the new tag without one of the files
+        repo = hub.repo(REPO_ID)
+        repo.commits[repo.tags["v1.0.0"]].files.pop("config.json", None)
+
+    hub.intercept("GET", r"/tree/v1\.0\.0", lose_a_file)
+    result = run_cli(monkeypatch, hub, ws, *RELEASE)
+    record("the files at the new tag differ", "the tag's tree loses config.json", result)
+    assert result.returncode == 1
+    line = _error(result)
+    assert "differs or missing: config.json" in line and "was removed again" in line
+    assert "v1.0.0" not in hub.repo(REPO_ID).tags
+
+
+def test_a_failed_read_back_says_the_tag_exists(hub, ws, monkeypatch, record):
+    hub.fail("GET", r"/tree/v1\.0\.0", status=403)
+    result = run_cli(monkeypatch, hub, ws, *RELEASE)
+    record("reading the new tag back is refused", "GET /tree/v1.0.0 -> 403", result)
+    assert result.returncode == 1
+    line = _error(result)
+    assert "tag v1.0.0 was created on" in line and "reading it back failed" in line
+    assert "nothing was written" not in line
+    rerun = run_cli(monkeypatch, hub, ws, *RELEASE)
+    assert rerun.returncode == 0 and "already released" in rerun.stdout
+
+
+def test_the_release_deadline(hub, ws, monkeypatch, record):
+    hub.slow("GET", r"/refs$", seconds=2.5)
+    result = run_cli(monkeypatch, hub, ws, *RELEASE, "--deadline", "1")
+    record("the release deadline passes", "--deadline 1; GET /refs answers after 2.5 s", result)
+    assert result.returncode == 1
+    line = _error(result)
+    assert "deadline (1 s) passed" in line
+    assert hub.writes() == []
+
+
+def test_environment_faults_are_one_line(hub, ws, monkeypatch, record, tmp_path):
+    summary_dir = tmp_path / "summary-is-a-directory"
+    summary_dir.mkdir()
+    env = {"GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary_dir)}
+    result = run_cli(monkeypatch, hub, ws, *RELEASE, env=env)
+    record("unwritable GITHUB_STEP_SUMMARY", "GITHUB_STEP_SUMMARY names a directory", result)
+    assert result.returncode == 0, result.stderr  # released; the summary is a warning
+    assert "warning: cannot write the step summary" in result.stderr
+    card = run_cli(monkeypatch, hub, ws, "card", "-o", str(tmp_path / "missing" / "README.md"))
+    record("card -o into a missing directory", "card -o missing/README.md", card)
+    assert card.returncode == 2
+    assert "does not exist" in _error(card)
