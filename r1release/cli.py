@@ -47,8 +47,8 @@ def error_handler(debug: bool) -> Iterator[None]:
         yield
     except R1ReleaseError as exc:
         if debug:
-            click.echo(redact(traceback.format_exc()), err=True, nl=False)
-        click.echo(f"error: {redact(_one_line(str(exc)))}", err=True)
+            click.echo(_traceback(), err=True)
+        click.echo(_h(f"error: {redact(_one_line(str(exc)))}"), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -59,10 +59,12 @@ def error_handler(debug: bool) -> Iterator[None]:
         raise
     except Exception as exc:
         if debug:
-            click.echo(redact(traceback.format_exc()), err=True, nl=False)
+            click.echo(_traceback(), err=True)
         click.echo(
-            f"internal error: {type(exc).__name__}: {redact(_one_line(str(exc)))} "
-            "(rerun with --debug for a traceback, and please report it)",
+            _h(
+                f"internal error: {type(exc).__name__}: {redact(_one_line(str(exc)))} "
+                "(rerun with --debug for a traceback, and please report it)"
+            ),
             err=True,
         )
         sys.exit(EXIT_INTERNAL)
@@ -70,6 +72,20 @@ def error_handler(debug: bool) -> Iterator[None]:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _traceback() -> str:
+    from r1release.errors import redact
+
+    return "\n".join(_h(line) for line in redact(traceback.format_exc()).splitlines())
+
+
+def _h(text: str) -> str:
+    """A human-readable line holding untrusted text (a file name, a Hub message, a token
+    name): one line, and never a workflow command (see ci.log_line)."""
+    from r1release.ci import log_line
+
+    return log_line(text)
 
 
 def _trusted_publishing() -> None:
@@ -257,7 +273,7 @@ def check(
         _append_summary(ci.report_summary(report))
     asked = [s for s in report.skipped_errors() if smoke and s.rule == "smoke-generate"]
     for s in asked:
-        click.echo(f"error: {s.rule}: asked for with --smoke, but it {s.reason}", err=True)
+        click.echo(_h(f"error: {s.rule}: asked for with --smoke, but it {s.reason}"), err=True)
     sys.exit(EXIT_FINDINGS if report.failed(strict) or asked else EXIT_OK)
 
 
@@ -268,7 +284,7 @@ def _append_summary(markdown: str) -> None:
         ci.append_summary(markdown.encode("utf-8", "backslashreplace").decode("utf-8"))
     except OSError as exc:  # the work is done: a summary that cannot be written is a warning
         where = os.environ.get("GITHUB_STEP_SUMMARY", "")
-        click.echo(f"warning: cannot write the step summary {where}: {exc.strerror}", err=True)
+        click.echo(_h(f"warning: cannot write the step summary {where}: {exc.strerror}"), err=True)
 
 
 @contextmanager
@@ -293,7 +309,7 @@ def _deep_progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] 
         with click.progressbar(length=total, label="deep scan", file=sys.stderr) as bar:
             yield lambda n: track(n, bar.update)
     else:
-        click.echo(f"deep scan: {len(files)} files, {_gb(total)}", err=True)
+        click.echo(_h(f"deep scan: {len(files)} files, {_gb(total)}"), err=True)
         yield track
     if len(times) < 2:
         return  # the check stopped before the scan, or the scan read nothing
@@ -304,7 +320,7 @@ def _deep_progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] 
         if read[0] >= 1e8
         else f"{read[0] / elapsed / 1e6:.0f} MB/s"
     )
-    click.echo(f"deep scan: read {_gb(read[0])} in {elapsed:.2f}s ({rate})", err=True)
+    click.echo(_h(f"deep scan: read {_gb(read[0])} in {elapsed:.2f}s ({rate})"), err=True)
 
 
 def _gb(n: int) -> str:
@@ -314,7 +330,7 @@ def _gb(n: int) -> str:
 def _print_report(report: Report) -> None:
     from r1release.findings import Severity
 
-    click.echo(f"checkpoint: {report.checkpoint}")
+    click.echo(_h(f"checkpoint: {report.checkpoint}"))
     for severity in (Severity.ERROR, Severity.WARNING):
         group = [f for f in report.findings if f.severity is severity]
         if not group:
@@ -325,15 +341,16 @@ def _print_report(report: Report) -> None:
             where = f"{f.file}: " if f.file else ""
             fixable = " [fixable]" if f.fixable else ""
             click.echo(
-                f"  {click.style(f.rule, fg=color)} ({f.rule_id}){fixable}  {where}{f.message}"
+                f"  {click.style(f.rule, fg=color)} ({f.rule_id}){fixable}  "
+                + _h(f"{where}{f.message}")
             )
             if f.hint:
-                click.echo(f"      hint: {f.hint}")
+                click.echo(_h(f"      hint: {f.hint}"))
     cannot = [s for s in report.rules_skipped if s.missing_requirement]
     if cannot:
         click.secho(f"\nskipped: cannot run here ({len(cannot)})", fg="yellow", bold=True)
         for s in cannot:
-            click.echo(f"  {s.rule} ({s.rule_id}, {s.severity.value})  {s.reason}")
+            click.echo(_h(f"  {s.rule} ({s.rule_id}, {s.severity.value})  {s.reason}"))
     errors, warnings = len(report.errors), len(report.warnings)
     summary = f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
     fixable = len(report.fixable)
@@ -342,7 +359,7 @@ def _print_report(report: Report) -> None:
     ran = f"{len(report.rules_run)} rules{', deep' if report.deep else ''}"
     if cannot:
         ran += f"; {len(cannot)} skipped: {', '.join(s.rule for s in cannot)}"
-    click.echo(f"\n{summary} ({ran})")
+    click.echo(_h(f"\n{summary} ({ran})"))
 
 
 # ------------------------------------------------------------------------------- fix
@@ -374,9 +391,11 @@ def fix(ctx: click.Context, path: Path | None, model: str | None, dry_run: bool)
         apply_fixes(plan)
         for change in plan.changes:
             verb = "created" if change.old_text is None else "fixed"
-            click.echo(f"{verb} {change.path} ({', '.join(change.rules)})")
+            click.echo(_h(f"{verb} {change.path} ({', '.join(change.rules)})"))
     for finding in plan.remaining:
-        click.echo(f"cannot fix: {finding.rule}: {finding.file or ''}: {finding.message}", err=True)
+        click.echo(
+            _h(f"cannot fix: {finding.rule}: {finding.file or ''}: {finding.message}"), err=True
+        )
     sys.exit(EXIT_FINDINGS if plan.remaining else EXIT_OK)
 
 
@@ -420,7 +439,7 @@ def card(
         click.echo(text, nl=False)
     else:
         _write_file(output, text)
-        click.echo(f"wrote {output}", err=True)
+        click.echo(_h(f"wrote {output}"), err=True)
 
 
 # ------------------------------------------------------------------------------- push
@@ -647,7 +666,7 @@ def _release(
     github = ci.in_github_actions()
     fmt = options.fmt or ("github" if github else "text")
     approved = _read_manifest(options.expect_manifest) if options.expect_manifest else None
-    say = lambda msg: click.echo(msg, err=True)  # noqa: E731
+    say = lambda msg: click.echo(_h(msg), err=True)  # noqa: E731
     api = access = None
     if hub_offline():  # before the checks and the deep scan: fail fast
         if not dry_run:
@@ -828,13 +847,15 @@ def _print_plan(stage: Any, result: Any) -> None:
         repo = "not found without a token: a private repository is invisible, it may exist"
     if plan.offline:
         repo = "Hub not contacted: HF_HUB_OFFLINE is set, every file is shown as new"
-    click.echo(f"{plan.repo_id} ({'private' if plan.private else 'public'}, {repo})")
+    click.echo(_h(f"{plan.repo_id} ({'private' if plan.private else 'public'}, {repo})"))
     width = max((len(a.path) for a in plan.actions), default=0)
     for action in plan.actions:
         origin = f"  ({action.origin})" if action.origin not in ("checkpoint", "hub") else ""
-        click.echo(f"  {action.state:<10} {action.path:<{width}}  {_size(action.size):>10}{origin}")
+        click.echo(
+            _h(f"  {action.state:<10} {action.path:<{width}}  {_size(action.size):>10}{origin}")
+        )
     for path in stage.excluded:
-        click.echo(f"  {'excluded':<10} {path}  (training state)")
+        click.echo(_h(f"  {'excluded':<10} {path}  (training state)"))
     if plan.offline:
         tag_state = "not checked: offline"
     elif plan.tag_matches:
@@ -843,20 +864,21 @@ def _print_plan(stage: Any, result: Any) -> None:
         tag_state = f"exists on {plan.tag_target[:12]}, will be moved (--force)"
     else:
         tag_state = "new"
-    click.echo(f"tag: {plan.version} ({tag_state})")
+    click.echo(_h(f"tag: {plan.version} ({tag_state})"))
     click.echo(
-        f"commit: {plan.commit_message}"
+        _h(f"commit: {plan.commit_message}")
         if plan.needs_commit
         else "commit: none needed (the Hub already holds these files)"
     )
     if result.dry_run:
         click.echo("\n--- README.md (model card) ---")
-        click.echo(stage.card, nl=False)
+        for line in stage.card.splitlines():  # shown in the log: no line may act as a command
+            click.echo(_h(line))
         click.echo("---\ndry run: nothing was sent (use --publish, or run in CI, to release)")
     elif plan.noop:
-        click.echo(f"already released: {result.commit_url}")
+        click.echo(_h(f"already released: {result.commit_url}"))
     else:
-        click.echo(f"released {plan.repo_id} {plan.version}: {result.commit_url}")
+        click.echo(_h(f"released {plan.repo_id} {plan.version}: {result.commit_url}"))
 
 
 def _size(n: int) -> str:
