@@ -7,14 +7,16 @@ against their type hints (keeping each node's line for error messages), and
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
+import functools
 import os
 import re
 import stat
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -22,13 +24,17 @@ from typing import Any, Literal
 
 import yaml
 
-from r1release.errors import ConfigError
+from r1release.errors import ConfigError, redact
 
 DEFAULT_CONFIG = "release.yaml"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
+# Text that YAML aliases (``*a``) may add to the document, in total, each use counted: without
+# a bound, one 1 MB tag and 199 aliases to it make a 200 MB model card.
+MAX_ALIAS_CHARS = 1024 * 1024
+MAX_NEW_TOKENS = 4096  # smoke.max_new_tokens: the smoke test needs a short answer, not a book
+MAX_PROMPTS = 32
+MAX_PROMPT_CHARS = 4096
 SeverityName = Literal["error", "warning", "off"]
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -36,19 +42,178 @@ def _doc(text: str, **extra: Any) -> dict[str, Any]:
     return {"doc": text, **extra}
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """``value`` for a one-line message: escaped (``repr``: a newline shows as ``\\n``),
+    tokens redacted, cut at about ``limit`` characters."""
+    if isinstance(value, str):
+        value = redact(value)
+        if len(value) > limit:
+            return f"{value[:limit]!r}... ({len(value)} characters)"
+        return repr(value)
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --------------------------------------------------------------------------- identifiers
+#
+# Each identifier rule is written twice, kept in step by tests/test_identifiers.py: as a
+# regex (valid in Python and ECMA-262, exported to the JSON Schema; the loader checks it
+# with ``fullmatch``, so a trailing newline never slips past ``$``) and as a function that
+# names the rule a value breaks, for the error message.
+
+
+@dataclass(frozen=True)
+class Identifier:
+    pattern: re.Pattern[str]
+    max_length: int
+    problem: Callable[[str], str | None]
+    hint: str
+
+    def why_invalid(self, value: str) -> str | None:
+        """Why ``value`` is refused, or None when it is fine."""
+        if len(value) > self.max_length:
+            return f"longer than {self.max_length} characters"
+        reason = self.problem(value)
+        if reason is None and not self.pattern.fullmatch(value):
+            reason = "not allowed"  # the two spellings disagree: refuse, the regex is the rule
+        return reason
+
+
+def _char(c: str) -> str:
+    if " " < c < "\x7f":
+        return repr(c)
+    return f"{c!a} (U+{ord(c):04X})"  # a control character or a Unicode lookalike
+
+
+def _first_bad(value: str, allowed: str) -> str | None:
+    for c in value:
+        if c not in allowed:
+            return f"character {_char(c)} is not allowed"
+    return None
+
+
+_ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_NAME_CHARS = _ALNUM + "._-"
+
+
+def _name_problem(value: str) -> str | None:
+    if not value:
+        return "empty"
+    if bad := _first_bad(value, _NAME_CHARS):
+        return bad
+    if value[0] not in _ALNUM:
+        return "must start with a letter or digit"
+    if ".." in value:
+        return "contains '..'"
+    for end in (".lock", "."):
+        if value.endswith(end):
+            return f"ends with {end!r}"
+    return None
+
+
+MODEL_NAME = Identifier(
+    re.compile(r"^(?!.*\.\.)(?!.*\.$)(?!.*\.lock$)[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"),
+    96,
+    _name_problem,
+    "letters, digits, '.', '_' and '-', starting with a letter or digit; it goes into git tags "
+    "NAME@vX.Y.Z",
+)
+
+
+def _repo_problem(value: str) -> str | None:
+    """huggingface_hub's ``validate_repo_id``, with the owner required."""
+    if value.count("/") != 1:
+        return "must be `owner/name`, with exactly one '/'"
+    for what, part in zip(("owner", "name"), value.split("/"), strict=True):
+        if not part:
+            return f"the {what} is empty"
+        if len(part) > 96:
+            return f"the {what} is longer than 96 characters"
+        if bad := _first_bad(part, _NAME_CHARS):
+            return bad
+        if part[0] not in _ALNUM + "_" or part[-1] not in _ALNUM + "_":
+            return f"the {what} cannot start or end with '-' or '.'"
+    for part in ("--", ".."):
+        if part in value:
+            return f"contains {part!r}"
+    if value.endswith(".git"):
+        return "ends with '.git'"
+    return None
+
+
+_REPO_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
+REPO_ID = Identifier(
+    re.compile(rf"^(?!.*(?:--|\.\.))(?!.*\.git$){_REPO_PART}/{_REPO_PART}$"),
+    193,
+    _repo_problem,
+    "use `owner/name`: letters, digits, '-', '_' and '.', at most 96 each, as the Hub allows",
+)
+
+# git check-ref-format, printable ASCII only (git allows other Unicode; a lookalike branch or
+# tag is not worth it): no space, ~ ^ : ? * [ \ or control characters.
+_REF_CHARS = "".join(chr(i) for i in range(0x21, 0x7F) if chr(i) not in "~^:?*[\\")
+_REF_CLASS = r"\x21-\x29\x2b-\x39\x3b-\x3e\x40-\x5a\x5d\x5f-\x7d"
+_REF_RULES = r"(?![-/])(?!\.)(?!.*(?:\.\.|@\{|//|/\.|\.lock/))(?!.*(?:[/.]|\.lock)$)(?!@$)"
+
+
+def ref_problem(value: str, glob: bool = False, branch: bool = False) -> str | None:
+    """Why git's check-ref-format refuses ``value`` (with ``*`` allowed when ``glob``)."""
+    if not value:
+        return "empty"
+    if bad := _first_bad(value, _REF_CHARS + ("*" if glob else "")):
+        return bad
+    for part in ("..", "@{", "//"):
+        if part in value:
+            return f"contains {part!r}"
+    if value[0] in "-/":
+        return f"starts with {value[0]!r}"
+    for end in ("/", ".lock", "."):
+        if value.endswith(end):
+            return f"ends with {end!r}"
+    for component in value.split("/"):
+        if component.startswith("."):
+            return "a part starts with '.'"
+        if component.endswith(".lock"):
+            return "a part ends with '.lock'"
+    if value == "@" or (branch and value == "HEAD"):
+        return f"{value!r} is not a {'branch' if branch else 'tag'} name"
+    return None
+
+
+BRANCH = Identifier(
+    re.compile(rf"^(?!HEAD$){_REF_RULES}[{_REF_CLASS}]{{1,255}}$"),
+    255,
+    functools.partial(ref_problem, branch=True),
+    "a git branch name (git check-ref-format --branch), printable ASCII",
+)
+TAG_GLOB = Identifier(
+    re.compile(rf"^{_REF_RULES}[{_REF_CLASS}*]{{1,128}}$"),
+    128,
+    functools.partial(ref_problem, glob=True),
+    "a git tag name, printable ASCII, where '*' matches anything: `v*` or `NAME@v*`",
+)
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     name: str = field(
         metadata=_doc(
-            "Short name of the model; used in git tags `NAME@vX.Y.Z`.",
-            pattern=(_NAME_RE, "use letters, digits, '.', '_' and '-'"),
+            "Short name of the model; used in git tags `NAME@vX.Y.Z`: letters, digits, `.`, "
+            "`_` and `-`, starting with a letter or digit, at most 96 characters, no `..`, not "
+            "ending in `.` or `.lock`.",
+            identifier=MODEL_NAME,
         )
     )
     checkpoint: Path = field(
         metadata=_doc("Checkpoint directory; `${VAR}` is expanded, relative to release.yaml.")
     )
     repo_id: str = field(
-        metadata=_doc("Hub repository, `owner/name`.", pattern=(_REPO_RE, "use `owner/name`"))
+        metadata=_doc(
+            "Hub repository, `owner/name`, each part as the Hub allows: letters, digits, `-`, "
+            "`_` and `.`, at most 96 characters, not starting or ending in `-` or `.`, no `--` "
+            "or `..`, not ending in `.git`.",
+            identifier=REPO_ID,
+        )
     )
     base_model: str | None = field(default=None, metadata=_doc("Hub id of the base model."))
     dataset_name: str | None = field(default=None, metadata=_doc("Hub id of the dataset."))
@@ -62,7 +227,10 @@ class ModelConfig:
     tag_pattern: str | None = field(
         default=None,
         metadata=_doc(
-            "Git tags that release this model: `v*` for one model, `NAME@v*` for several."
+            "Git tags that release this model: `v*` for one model, `NAME@v*` for several; a "
+            "git tag name (printable ASCII, check-ref-format's rules) in which `*` matches "
+            "anything, at most 128 characters.",
+            identifier=TAG_GLOB,
         ),
     )
 
@@ -79,16 +247,35 @@ class RuleSetting:
 @dataclass(frozen=True)
 class SmokeConfig:
     prompts: tuple[str, ...] = field(
-        default=("What is 7 * 6?",), metadata=_doc("Chat prompts for the smoke generation.")
+        default=("What is 7 * 6?",),
+        metadata=_doc(
+            f"Chat prompts for the smoke generation: at most {MAX_PROMPTS}, each at most "
+            f"{MAX_PROMPT_CHARS} characters.",
+            max_items=MAX_PROMPTS,
+            max_length=MAX_PROMPT_CHARS,
+        ),
     )
     max_new_tokens: int = field(
-        default=256, metadata=_doc("Generation must stop within this many new tokens.")
+        default=256,
+        metadata=_doc(
+            f"Generation must stop within this many new tokens: 1 to {MAX_NEW_TOKENS} "
+            "(default 256).",
+            minimum=1,
+            maximum=MAX_NEW_TOKENS,
+        ),
     )
 
 
 @dataclass(frozen=True)
 class PushConfig:
-    revision: str = field(default="main", metadata=_doc("Hub branch to commit to."))
+    revision: str = field(
+        default="main",
+        metadata=_doc(
+            "Hub branch to commit to: a git branch name (printable ASCII, check-ref-format's "
+            "rules), at most 255 characters.",
+            identifier=BRANCH,
+        ),
+    )
     fix: bool = field(
         default=True,
         metadata=_doc("Upload a fixed staged copy; the checkpoint on disk is never edited."),
@@ -196,7 +383,7 @@ def load(path: str | Path = DEFAULT_CONFIG) -> Config:
 def loads(text: str, path: str | Path = DEFAULT_CONFIG) -> Config:
     path = Path(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         if exc.context_mark and mark and mark.index >= len(text.rstrip()):
@@ -242,12 +429,58 @@ def _check_models(config: Config, root: yaml.Node, walker: _Walker) -> None:
         seen[model.name] = line
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader's composer, but an alias (``*a``) becomes a shallow copy of its anchor's
+    node that carries the alias's own position and ``alias = True``: the walker counts the
+    text that aliases add, and errors name the line of the alias."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if not self.check_event(yaml.AliasEvent):
+            return super().compose_node(parent, index)
+        event = self.peek_event()
+        node = copy.copy(super().compose_node(parent, index))  # shares the value list
+        node.start_mark, node.end_mark = event.start_mark, event.end_mark
+        node.alias = True  # type: ignore[attr-defined]
+        return node
+
+
+def _expands_aliases(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Keep ``self.aliases``, the aliases being walked through, outermost first."""
+
+    @functools.wraps(method)
+    def walk(self: _Walker, node: yaml.Node, *args: Any, **kwargs: Any) -> Any:
+        if not getattr(node, "alias", False):
+            return method(self, node, *args, **kwargs)
+        self.aliases.append(node)
+        try:
+            return method(self, node, *args, **kwargs)
+        finally:
+            self.aliases.pop()
+
+    return walk
+
+
 class _Walker:
     """Converts YAML nodes to typed values, raising errors that carry the node's line."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.base = path.parent
+        self.aliases: list[yaml.Node] = []
+        self.alias_chars = 0  # text read through aliases, each use counted
+
+    def count(self, text: str, key: str) -> None:
+        """Count ``text`` read while inside an alias; refuse once aliases add too much."""
+        if not self.aliases:
+            return
+        self.alias_chars += len(text)
+        if self.alias_chars > MAX_ALIAS_CHARS:
+            raise self.error(
+                self.aliases[0],
+                key,
+                f"YAML aliases expand to more than {MAX_ALIAS_CHARS} characters",
+                hint="write the value out instead of repeating a large anchor",
+            )
 
     def error(
         self, node: yaml.Node, key: str, message: str, hint: str | None = None
@@ -268,6 +501,7 @@ class _Walker:
                     return v
         return None
 
+    @_expands_aliases
     def mapping(self, node: yaml.Node, key: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, key, f"expected a mapping, got {_kind(node)}")
@@ -275,6 +509,7 @@ class _Walker:
         for k, v in node.value:
             if not isinstance(k, yaml.ScalarNode) or k.tag != "tag:yaml.org,2002:str":
                 raise self.error(k, key, "keys must be strings")
+            self.count(k.value, key)
             if k.value in out:
                 first = out[k.value][0].start_mark.line + 1
                 raise self.error(k, _join(key, k.value), f"duplicate key (first at line {first})")
@@ -297,17 +532,42 @@ class _Walker:
                     hint=f"allowed keys: {', '.join(fields)}",
                 )
             values[name] = self.convert(vnode, hints[name], _join(key, name))
-            pattern, hint = fields[name].metadata.get("pattern", (None, None))
-            if pattern and isinstance(values[name], str) and not pattern.match(values[name]):
-                raise self.error(
-                    vnode, _join(key, name), f"invalid value {values[name]!r}", hint=hint
-                )
+            self.limits(vnode, _join(key, name), values[name], fields[name].metadata)
         for name, f in fields.items():
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if required and name not in values:
                 raise self.error(node, _join(key, name), "required key is missing")
         return values
 
+    def limits(self, node: yaml.Node, key: str, value: Any, meta: Mapping[str, Any]) -> None:
+        """Check ``value`` against its field's ``identifier``, ``minimum``/``maximum``,
+        ``max_items`` and ``max_length`` (of a string, or of each string in a list)."""
+        ident: Identifier | None = meta.get("identifier")
+        if ident is not None and isinstance(value, str):
+            reason = ident.why_invalid(value)
+            if reason:
+                raise self.error(node, key, f"invalid value {shown(value)}: {reason}", ident.hint)
+        if isinstance(value, int) and not isinstance(value, bool):
+            low, high = meta.get("minimum"), meta.get("maximum")
+            if (low is not None and value < low) or (high is not None and value > high):
+                raise self.error(node, key, f"{shown(value)} is not between {low} and {high}")
+        if isinstance(value, tuple) and "max_items" in meta and len(value) > meta["max_items"]:
+            raise self.error(
+                node, key, f"{len(value)} items, more than the maximum {meta['max_items']}"
+            )
+        if "max_length" in meta:
+            items = value if isinstance(value, tuple) else (value,)
+            for i, item in enumerate(items):
+                if isinstance(item, str) and len(item) > meta["max_length"]:
+                    where = f"{key}[{i}]" if isinstance(value, tuple) else key
+                    at = node.value[i] if isinstance(value, tuple) else node
+                    raise self.error(
+                        at,
+                        where,
+                        f"{len(item)} characters, more than the maximum {meta['max_length']}",
+                    )
+
+    @_expands_aliases
     def convert(self, node: yaml.Node, tp: Any, key: str) -> Any:
         origin = typing.get_origin(tp)
         args = typing.get_args(tp)
@@ -344,9 +604,11 @@ class _Walker:
             raise self.error(node, key, f"expected {_type_name(tp)}, got {_describe(value)}")
         return value
 
+    @_expands_aliases
     def scalar(self, node: yaml.Node, key: str) -> Any:
         if not isinstance(node, yaml.ScalarNode):
             raise self.error(node, key, f"expected a single value, got {_kind(node)}")
+        self.count(node.value, key)
         try:
             return yaml.constructor.SafeConstructor().construct_object(node)
         except Exception as exc:  # PyYAML's constructors raise anything on odd tagged values
@@ -380,10 +642,11 @@ class _Walker:
             sub = _join(key, name)
             line = knode.start_mark.line + 1
             if isinstance(vnode, yaml.MappingNode):
-                opts = {
-                    k: self.scalar_or_list(v, _join(sub, k))
-                    for k, (_, v) in self.mapping(vnode, sub).items()
-                }
+                opts = {}
+                for k, (_, v) in self.mapping(vnode, sub).items():
+                    opts[k] = self.scalar_or_list(v, _join(sub, k))
+                    if name == "smoke-generate" and k in _SMOKE_FIELDS:  # smoke:'s limits hold
+                        self.limits(v, _join(sub, k), opts[k], _SMOKE_FIELDS[k].metadata)
                 severity = opts.pop("severity", None)
                 if severity is not None:
                     severity = self._severity(vnode, sub, severity)
@@ -393,6 +656,7 @@ class _Walker:
                 out[name] = RuleSetting(self._severity(vnode, sub, value), line=line)
         return MappingProxyType(out)
 
+    @_expands_aliases
     def scalar_or_list(self, node: yaml.Node, key: str) -> Any:
         if isinstance(node, yaml.SequenceNode):
             return tuple(self.scalar(n, f"{key}[{i}]") for i, n in enumerate(node.value))
@@ -404,6 +668,9 @@ class _Walker:
         if value not in ("error", "warning", "off"):
             raise self.error(node, key, f"expected error, warning or off, got {_describe(value)}")
         return value
+
+
+_SMOKE_FIELDS = {f.name: f for f in dataclasses.fields(SmokeConfig)}
 
 
 def _one_line(exc: Exception) -> str:
@@ -476,8 +743,7 @@ def _schema_for(tp: Any) -> dict[str, Any]:
             prop = _schema_for(hints[f.name])
             if "doc" in f.metadata:
                 prop["description"] = f.metadata["doc"]
-            if "pattern" in f.metadata:
-                prop["pattern"] = f.metadata["pattern"][0].pattern
+            _schema_limits(prop, f.metadata)
             if f.default is not dataclasses.MISSING and f.default is not None:
                 default = f.default
                 prop["default"] = (
@@ -514,3 +780,19 @@ def _schema_for(tp: Any) -> dict[str, Any]:
     if tp is Path:
         return {"type": "string", "minLength": 1}
     return {"type": {str: "string", int: "integer", bool: "boolean", float: "number"}[tp]}
+
+
+def _schema_limits(prop: dict[str, Any], meta: Mapping[str, Any]) -> None:
+    """The loader's limits on a field (see ``_Walker.limits``) as JSON Schema keywords."""
+    target = prop["anyOf"][0] if "anyOf" in prop else prop  # `str | None`: limit the string
+    ident: Identifier | None = meta.get("identifier")
+    if ident is not None:
+        target["pattern"] = ident.pattern.pattern
+        target["maxLength"] = ident.max_length
+    for name, keyword in (("minimum",) * 2, ("maximum",) * 2, ("max_items", "maxItems")):
+        if name in meta:
+            target[keyword] = meta[name]
+    if "max_length" in meta:
+        (target["items"] if target.get("type") == "array" else target)["maxLength"] = meta[
+            "max_length"
+        ]

@@ -13,10 +13,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from r1release.config import Config, ModelConfig, NotAConfigFile, read_config_file
+from r1release.config import (
+    Config,
+    ModelConfig,
+    NotAConfigFile,
+    read_config_file,
+    ref_problem,
+    shown,
+)
 from r1release.errors import UsageError
 
-_VERSION_RE = re.compile(r"^v?\d+(\.\d+)*([.+-][0-9A-Za-z.+-]+)?$")
+# ASCII digits only (``\d`` would take Arabic-Indic or fullwidth ones), matched in full (``$``
+# alone would let a trailing newline through). The version becomes a Hub tag and a git tag.
+_VERSION_RE = re.compile(r"v?[0-9]+(\.[0-9]+)*([.+-][0-9A-Za-z.+-]+)?")
 MAX_VERSION = 128  # longer strings are no version (and would make the regex backtrack)
 MAX_EVENT_BYTES = 64 * 1024 * 1024
 
@@ -52,14 +61,15 @@ def from_tag(config: Config, tag: str) -> Resolved:
 
 
 def check_version(version: str) -> str:
-    if len(version) > MAX_VERSION or not _VERSION_RE.match(version):
-        raise UsageError(f"version {_shown(version)} is not a version like v1.2.0")
+    """``version`` if it is a version like v1.2.0 that git also takes as a tag name (no
+    ``..``, no trailing ``.`` or ``.lock``, ...); the error shows it escaped, on one line."""
+    if (
+        len(version) > MAX_VERSION
+        or not _VERSION_RE.fullmatch(version)
+        or ref_problem(version) is not None
+    ):
+        raise UsageError(f"version {shown(version)} is not a version like v1.2.0")
     return version
-
-
-def _shown(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def from_flags(config: Config, model: str | None, version: str | None) -> Resolved:
@@ -106,14 +116,14 @@ def _dry_run(inputs: Mapping[str, object], where: str) -> bool | None:
     if isinstance(dry, str):
         dry = {"true": True, "false": False, "": None}.get(dry.lower(), dry)
     if dry is not None and not isinstance(dry, bool):
-        raise UsageError(f"{where}: inputs.dry_run must be true or false, not {_shown(dry)}")
+        raise UsageError(f"{where}: inputs.dry_run must be true or false, not {shown(dry)}")
     return dry
 
 
 def _string_input(inputs: Mapping[str, object], name: str, where: str) -> str | None:
     value = inputs.get(name)
     if value is not None and not isinstance(value, str):
-        raise UsageError(f"{where}: inputs.{name} must be a string, not {_shown(value)}")
+        raise UsageError(f"{where}: inputs.{name} must be a string, not {shown(value)}")
     return value
 
 
