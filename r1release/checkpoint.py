@@ -11,6 +11,7 @@ import fnmatch
 import json
 import math
 import os
+import re
 import signal
 import stat
 import struct
@@ -54,6 +55,7 @@ LEFTOVER_PATTERNS = (
     "pytorch_model_fsdp*",
     "optimizer_*",
     ".cache",
+    ".git",  # a git repository: huggingface_hub refuses to upload anything under .git/
 )
 
 # safetensors dtypes: name -> bytes per element
@@ -65,6 +67,12 @@ DTYPE_SIZES = {
 }  # fmt: skip
 MAX_HEADER = 100_000_000  # the limit the safetensors library enforces
 MAX_JSON = 64 * 1024 * 1024
+MAX_JSON_DEPTH = 100  # configs nest a few levels; deeper ones only exhaust the stack
+MAX_DIM = 2**53  # bounds on a tensor's shape in a safetensors header (exclusive)
+MAX_ELEMENTS = 2**60
+MAX_RANK = 64
+MAX_DEPTH = 64  # directory levels listed below the checkpoint root
+MAX_ENTRIES = 100_000  # files and directories listed in one checkpoint
 
 
 def is_leftover(path: str) -> bool:
@@ -194,6 +202,8 @@ class Checkpoint:
         self._headers: dict[str, SafetensorsHeader | HeaderError] = {}
         self._turn_end: tuple[int, ...] | FileUnreadable | None = None
         self._special: tuple[str, ...] = ()  # filled with the file list
+        self._unlisted: tuple[str, ...] = ()
+        self._truncated = False
 
     def __repr__(self) -> str:
         return f"Checkpoint({str(self.root)!r})"
@@ -202,21 +212,41 @@ class Checkpoint:
 
     @cached_property
     def files(self) -> tuple[FileEntry, ...]:
-        """Regular files and symlinks; FIFOs, sockets and devices are in :attr:`special`."""
+        """Regular files and symlinks; FIFOs, sockets and devices are in :attr:`special`.
+
+        Symlinks are listed, never followed. The walk is iterative and bounded: directories
+        more than :data:`MAX_DEPTH` levels down are not entered (:attr:`unlisted`), and the
+        listing stops after :data:`MAX_ENTRIES` entries (:attr:`truncated`)."""
         entries: list[FileEntry] = []
         special: list[str] = []
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-            rel_dir = Path(dirpath).relative_to(self.root)
-            for name in sorted(dirnames):
-                full = Path(dirpath, name)
-                if full.is_symlink():
-                    entries.append(self._symlink_entry(full, rel_dir / name, is_dir=True))
-            dirnames.sort()
-            for name in sorted(filenames):
-                full = Path(dirpath, name)
-                rel = (rel_dir / name).as_posix()
-                if full.is_symlink():
-                    entries.append(self._symlink_entry(full, rel_dir / name, is_dir=False))
+        unlisted: list[str] = []
+        seen = 0
+        truncated = False
+        stack: list[tuple[str, int]] = [("", 0)]  # (directory relative to the root, depth)
+        while stack and not truncated:
+            rel_dir, depth = stack.pop()
+            try:
+                with os.scandir(self.root / rel_dir if rel_dir else self.root) as it:
+                    listing = sorted(it, key=lambda e: e.name)
+            except OSError:  # unreadable, or gone: skipped, as os.walk does
+                continue
+            subdirs: list[str] = []
+            for item in listing:
+                seen += 1
+                if seen > MAX_ENTRIES:
+                    truncated = True
+                    break
+                rel = f"{rel_dir}/{item.name}" if rel_dir else item.name
+                full = Path(item.path)
+                if _is_dir(item):  # follows symlinks, as os.walk sorts entries
+                    if item.is_symlink():
+                        entries.append(self._symlink_entry(full, Path(rel), is_dir=True))
+                    elif depth + 1 > MAX_DEPTH:
+                        unlisted.append(rel)
+                    else:
+                        subdirs.append(rel)
+                elif item.is_symlink():
+                    entries.append(self._symlink_entry(full, Path(rel), is_dir=False))
                 else:
                     try:
                         info = full.lstat()
@@ -226,7 +256,10 @@ class Checkpoint:
                         entries.append(FileEntry(rel, info.st_size, mtime_ns=info.st_mtime_ns))
                     else:  # reading a FIFO blocks forever; none of these can be uploaded
                         special.append(rel)
+            stack.extend((d, depth + 1) for d in reversed(subdirs))
         self._special = tuple(sorted(special))
+        self._unlisted = tuple(sorted(unlisted))
+        self._truncated = truncated
         return tuple(sorted(entries, key=lambda e: e.path))
 
     @property
@@ -234,6 +267,18 @@ class Checkpoint:
         """Paths that are not regular files (FIFOs, sockets, devices): never read."""
         _ = self.files
         return self._special
+
+    @property
+    def unlisted(self) -> tuple[str, ...]:
+        """Directories nested deeper than :data:`MAX_DEPTH` levels: not entered, not listed."""
+        _ = self.files
+        return self._unlisted
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the listing stopped at :data:`MAX_ENTRIES` entries."""
+        _ = self.files
+        return self._truncated
 
     def _symlink_entry(self, full: Path, rel: Path, *, is_dir: bool) -> FileEntry:
         target = os.readlink(full)
@@ -310,13 +355,15 @@ class Checkpoint:
             if entry.size > MAX_JSON:
                 return FileUnreadable(name, f"{entry.size} bytes is too large for a config file")
             text = self.raw_text(name)
-            doc = json.loads(text, parse_constant=_reject_constant)
+            doc = loads_strict(text)
         except FileUnreadable as exc:
             return exc
         except json.JSONDecodeError as exc:
             return FileUnreadable(
                 name, f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
             )
+        except Unrepresentable as exc:
+            return FileUnreadable(name, str(exc))
         except (ValueError, RecursionError) as exc:
             return FileUnreadable(name, f"invalid JSON: {exc}")
         if not isinstance(doc, dict):
@@ -470,6 +517,151 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+class Unrepresentable(ValueError):
+    """Parsed JSON holding what JSON cannot write back: a number out of a float's range
+    (Python reads ``1e400`` as infinity, which ``json.dumps`` writes as ``Infinity``), text
+    with a lone surrogate (``"\\ud800"``: not Unicode, so not UTF-8), or absurd nesting.
+    The message names the key."""
+
+
+class _OutOfRange:
+    """A float literal that overflows to infinity, kept as written (``parse_float``)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` that accepts only what it can write back unchanged: no ``NaN`` or
+    ``Infinity``, no number overflowing a float, no lone surrogate in a key or a string,
+    nesting of at most :data:`MAX_JSON_DEPTH`. Raises :class:`json.JSONDecodeError` for a
+    syntax error and :class:`Unrepresentable` (naming the key) for the rest."""
+    overflow: list[str] = []
+
+    def parse_float(literal: str) -> float | _OutOfRange:
+        value = float(literal)
+        if math.isfinite(value):
+            return value
+        overflow.append(literal)
+        return _OutOfRange(literal)
+
+    doc = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float)
+    # The walk that names the key is slow on a large document: run it only when one of the
+    # cheap tests says there is something to name.
+    if overflow or _SURROGATE_ESCAPE.search(text) or _raw_surrogate(text) or _too_deep(doc):
+        problem = unrepresentable(doc)
+        if problem is not None:
+            raise Unrepresentable(problem)
+    return doc
+
+
+def _raw_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _too_deep(doc: Any) -> bool:
+    """Whether containers nest deeper than :data:`MAX_JSON_DEPTH` (containers only: fast)."""
+    stack = [(doc, 1)] if type(doc) in (dict, list) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return True
+        for child in value.values() if type(value) is dict else value:
+            kind = type(child)
+            if kind is dict or kind is list:  # what json.loads builds; no subclasses
+                stack.append((child, depth + 1))
+    return False
+
+
+def unrepresentable(doc: Any) -> str | None:
+    """Why ``doc`` cannot be written as JSON in UTF-8 and read back equal, naming the key;
+    ``None`` when it can. Iterative: the nesting of untrusted documents is bounded here."""
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            bad = _lone_surrogate(value)
+            if bad is not None:
+                return (
+                    f"{key_path(path)}: text holds a lone surrogate ({bad}), which is not "
+                    "Unicode: it cannot be written as UTF-8"
+                )
+        elif isinstance(value, bool | int | None):
+            continue
+        elif isinstance(value, float | _OutOfRange):
+            if isinstance(value, _OutOfRange) or not math.isfinite(value):
+                literal = value.text if isinstance(value, _OutOfRange) else repr(value)
+                literal = literal if len(literal) <= 40 else literal[:39] + "…"
+                return (
+                    f"{key_path(path)}: the number {literal} is out of a float's range "
+                    "(read as infinity, which JSON cannot hold)"
+                )
+        elif isinstance(value, dict | list):
+            if len(path) >= MAX_JSON_DEPTH:
+                return f"{key_path(path)}: nested deeper than {MAX_JSON_DEPTH} levels"
+            if isinstance(value, dict):
+                for key in value:
+                    bad = _lone_surrogate(key) if isinstance(key, str) else None
+                    if bad is not None:
+                        return (
+                            f"{key_path((*path, key))}: the key holds a lone surrogate ({bad}), "
+                            "which is not Unicode: it cannot be written as UTF-8"
+                        )
+                items: list[tuple[str | int, Any]] = list(value.items())
+            else:
+                items = list(enumerate(value))
+            stack.extend(((v, (*path, k)) for k, v in reversed(items)))
+        else:
+            return f"{key_path(path)}: a {type(value).__name__}, which JSON cannot hold"
+    return None
+
+
+def _lone_surrogate(text: str) -> str | None:
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"\\u{ord(text[exc.start]):04x}"
+    return None
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def key_path(path: tuple[str | int, ...] | list[str | int]) -> str:
+    """``rope_scaling.factor``, ``added_tokens_decoder["151643"].content``, ``a[2]``: a key
+    path on one printable line (odd keys JSON-quoted, escapes and all, and shortened)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif _PLAIN_KEY.match(part) and len(part) <= 60:
+            out += f".{part}" if out else part
+        else:
+            quoted = json.dumps(part)  # ASCII: newlines, controls and surrogates escaped
+            out += f"[{quoted if len(quoted) <= 60 else quoted[:58] + '…' + chr(34)}]"
+    if len(out) > 120:
+        out = f"{out[:70]}…{out[-40:]}"
+    return out or "the document"
+
+
 def _load_fast_tokenizer(root: Path) -> Any:
     # AutoTokenizer imports torch (about 3 s); the fast tokenizer class does not.
     import logging
@@ -523,46 +715,91 @@ def read_safetensors_header(path: Path, name: str) -> SafetensorsHeader:
 
 
 def _tensor_info(file: str, key: str, value: Any) -> TensorInfo:
+    name = _tensor_name(key)
     if not isinstance(value, dict):
-        raise HeaderError(file, f"tensor {key!r}: entry is not an object")
+        raise HeaderError(file, f"tensor {name}: entry is not an object")
     dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
     if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
-        raise HeaderError(file, f"tensor {key!r}: unknown dtype {dtype!r}")
+        shown = repr(dtype) if len(repr(dtype)) <= 40 else repr(dtype)[:39] + "…"
+        raise HeaderError(file, f"tensor {name}: unknown dtype {shown}")
     if not isinstance(shape, list) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
-        raise HeaderError(file, f"tensor {key!r}: shape must be a list of non-negative ints")
+        raise HeaderError(file, f"tensor {name}: shape must be a list of non-negative ints")
+    if len(shape) > MAX_RANK:
+        raise HeaderError(
+            file, f"tensor {name}: shape has {len(shape)} dimensions (at most {MAX_RANK})"
+        )
+    for d in shape:  # a zero elsewhere in the shape must not hide an absurd dimension
+        if d >= MAX_DIM:
+            raise HeaderError(
+                file, f"tensor {name}: dimension {_number(d)} of its shape is absurd (>= 2^53)"
+            )
+    product = 1  # of the non-zero dimensions: a zero makes the tensor empty, not the shape sane
+    for d in shape:
+        product *= d or 1
+        if product >= MAX_ELEMENTS:
+            raise HeaderError(
+                file,
+                f"tensor {name}: shape {_shape(shape)} is absurd: its dimensions multiply to "
+                "2^60 or more",
+            )
+    elements = product if all(shape) else 0
     if (
         not isinstance(offsets, list)
         or len(offsets) != 2
         or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
         or offsets[0] > offsets[1]
     ):
-        raise HeaderError(file, f"tensor {key!r}: data_offsets must be [begin, end], begin <= end")
-    needed = math.prod(shape) * DTYPE_SIZES[dtype]
+        raise HeaderError(file, f"tensor {name}: data_offsets must be [begin, end], begin <= end")
+    needed = elements * DTYPE_SIZES[dtype]
     if offsets[1] - offsets[0] != needed:
         raise HeaderError(
             file,
-            f"tensor {key!r}: data_offsets span {offsets[1] - offsets[0]} bytes but "
-            f"{dtype}{shape} needs {needed}",
+            f"tensor {name}: data_offsets span {_number(offsets[1] - offsets[0])} bytes but "
+            f"{dtype}{_shape(shape)} needs {needed}",
         )
     return TensorInfo(dtype, tuple(shape), offsets[0], offsets[1])
 
 
+def _tensor_name(key: str) -> str:
+    """``repr`` of a tensor name from an untrusted header, on one line and shortened."""
+    shown = repr(key)
+    return shown if len(shown) <= 120 else shown[:119] + "…"
+
+
+def _shape(shape: list[int]) -> str:
+    text = str(shape)
+    return text if len(text) <= 80 else text[:78] + "…]"
+
+
+def _number(n: int) -> str:
+    text = str(n)
+    return text if len(text) <= 30 else f"{text[:12]}…({len(text)} digits)"
+
+
 def _check_layout(file: str, tensors: dict[str, TensorInfo], data_size: int) -> None:
-    position, previous = 0, None
+    position, previous = 0, ""
     for key, info in sorted(tensors.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
         if info.begin < position:
             raise HeaderError(
-                file, f"tensors {previous!r} and {key!r} overlap (bytes {info.begin}..{position})"
+                file,
+                f"tensors {previous} and {_tensor_name(key)} overlap "
+                f"(bytes {info.begin}..{position})",
+            )
+        if info.begin > data_size:
+            raise HeaderError(
+                file,
+                f"tensor {_tensor_name(key)} starts at byte {_number(info.begin)} of the data "
+                f"but the file holds {data_size}: truncated",
             )
         if info.begin > position:
             raise HeaderError(
                 file,
-                f"{info.begin - position} unused bytes before tensor {key!r}: "
+                f"{info.begin - position} unused bytes before tensor {_tensor_name(key)}: "
                 "offsets must be contiguous",
             )
-        position, previous = info.end, key
+        position, previous = info.end, _tensor_name(key)
     if position > data_size:
         raise HeaderError(
             file, f"truncated: tensor data needs {position} bytes but the file holds {data_size}"

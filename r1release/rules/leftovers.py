@@ -1,8 +1,9 @@
 """leftovers: no training state in what would be uploaded.
 
 Optimizer, scheduler and RNG states, ``training_args.bin``, ``global_step*/`` and
-``checkpoint-*/`` folders are excluded from every upload; this rule says they are there.
-Extra patterns can be given with the ``patterns`` option.
+``checkpoint-*/`` folders are excluded from every upload; this rule says they are there. So is
+a ``.git/`` directory (at any depth): the Hub refuses files under ``.git/``. Extra patterns can
+be given with the ``patterns`` option.
 """
 
 from __future__ import annotations
@@ -27,6 +28,14 @@ def check(ctx: Context) -> Iterator[Problem]:
             top = parts[0] + ("/" if len(parts) > 1 or entry.is_dir else "")
             found[top] = found.get(top, 0) + entry.size
     for name, size in found.items():
+        if name.rstrip("/") == ".git":
+            yield Problem(
+                f"a git repository ({name}, {_size(size)}) is in the checkpoint; it is "
+                "excluded from uploads (the Hub refuses files under .git/)",
+                ".git",
+                "save the model outside the git work tree, or ignore this warning",
+            )
+            continue
         yield Problem(
             f"training state {name} ({_size(size)}) is in the checkpoint; it is "
             "excluded from uploads",
