@@ -29,17 +29,33 @@ sys.path.insert(0, str(HERE))
 
 from reliability import AREAS, RECORDS_ENV  # noqa: E402
 
-TEST_FILES = ("tests/test_faults.py", "tests/test_hostile.py", "tests/test_secrets.py")
+TEST_FILES = (
+    "tests/test_faults.py",
+    "tests/test_preflight.py",
+    "tests/test_hub_bounds.py",
+    "tests/test_hostile.py",
+    "tests/test_identifiers.py",
+    "tests/test_robustness.py",
+    "tests/test_card_template.py",
+    "tests/test_escaping.py",
+    "tests/test_forged_commands.py",
+    "tests/test_secrets.py",
+)
 INTRO = {
     "Hub faults": "Failures injected by the loopback Hub (`hub.fail`): status codes, dropped "
-    "connections, lost replies.",
+    "connections, lost replies, requests held open, HTML error pages; and the preflight's "
+    "refusals (no token, no network, read-only token, wrong owner, visibility).",
     "Concurrency": "Releases racing each other or a change on the Hub.",
     "Hostile input": "Broken, malicious or absurd `release.yaml`, checkpoint files and GitHub "
-    "events (`tests/test_hostile.py`). Expected: exit 1 (a finding) or 2 (usage/config), one "
-    "error line, no traceback, no hang, nothing written, no write to the Hub.",
+    "events, card templates, and strings that try to forge workflow commands "
+    "(`tests/test_hostile.py`, `test_identifiers.py`, `test_robustness.py`, "
+    "`test_card_template.py`, `test_escaping.py`, `test_forged_commands.py`). Expected: exit 1 "
+    "(a finding) or 2 (usage/config), one error line, no traceback, no hang, nothing written, "
+    "no write to the Hub, no workflow command r1release did not emit.",
     "Secrets": "A canary token in `HF_TOKEN`; every command and output format. Expected: the "
-    "token nowhere in stdout, stderr, files, the step summary, outputs or the Hub's log (only "
-    "in the `::add-mask::` line).",
+    "token nowhere in stdout, stderr, files, the step summary, outputs or the Hub's log (the "
+    "runner masks `secrets.*` itself; only tokens it cannot know, the OIDC ones, get an "
+    "`::add-mask::` line, on stderr).",
 }
 
 
