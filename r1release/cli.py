@@ -248,7 +248,13 @@ def check(
         from r1release.card import ReleaseInfo, render_card
 
         template = target.config.card_template()
-        card = render_card(target.checkpoint, target.model, ReleaseInfo(), template)
+        card = render_card(
+            target.checkpoint,
+            target.model,
+            ReleaseInfo(),
+            template,
+            template_name=_template_name(target.config),
+        )
     with _deep_progress(target.checkpoint, enabled=deep) as progress:
         report = run_check(
             target.checkpoint,
@@ -433,7 +439,11 @@ def card(
         )
     template = target.config.card_template() if target.config else None
     text = render_card(
-        target.checkpoint, target.model, ReleaseInfo.from_environment(version), template
+        target.checkpoint,
+        target.model,
+        ReleaseInfo.from_environment(version),
+        template,
+        template_name=_template_name(target.config),
     )
     if output is None:
         click.echo(text, nl=False)
@@ -700,6 +710,7 @@ def _release(
             config_path=config.path,
             fix=config.push.fix,
             card_template=config.card_template(),
+            card_template_name=_template_name(config),
             progress=progress,
         )
     check_deadline("publishing (after the checks and the deep scan)")
@@ -755,6 +766,13 @@ def _stdout_to_stderr() -> Iterator[None]:
 
     with contextlib.redirect_stdout(sys.stderr):
         yield
+
+
+def _template_name(config: Config | None) -> str | None:
+    """How errors name release.yaml's card template: its path, as release.yaml gives it."""
+    if config is None or config.card.template is None:
+        return None
+    return str(config.card.template)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

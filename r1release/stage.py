@@ -161,6 +161,7 @@ def build_stage(
     config_path: str | Path = "release.yaml",
     fix: bool = True,
     card_template: str | None = None,
+    card_template_name: str | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Stage:
@@ -170,7 +171,7 @@ def build_stage(
     for change in plan.changes if plan else ():
         checkpoint.override(change.path, json.loads(change.new_text))
     release = release or ReleaseInfo(version=version)
-    card = render_card(checkpoint, model, release, card_template)
+    card = render_card(checkpoint, model, release, card_template, template_name=card_template_name)
     # One read of every byte that is uploaded: hashed, scanned, and (small files) kept.
     scan = scan_checkpoint(checkpoint, workers=workers, progress=progress, skip=is_leftover)
     if scan.changed:
