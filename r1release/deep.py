@@ -79,21 +79,6 @@ class DeepScan:
     stats: dict[str, FileStat] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)  # files that changed while being scanned
 
-    def digest(self, path: str) -> FileDigest | None:
-        return next((d for d in self.digests if d.path == path), None)
-
-    def changed_since(self, root: os.PathLike[str] | str) -> list[str]:
-        """Scanned files whose size, mtime or inode differ now (or that are gone)."""
-        changed = []
-        for path, before in sorted(self.stats.items()):
-            try:
-                now = FileStat.of(os.stat(os.path.join(root, path)))
-            except OSError:
-                now = None
-            if now != before:
-                changed.append(path)
-        return changed
-
 
 @dataclass(frozen=True)
 class _Job:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -153,7 +154,6 @@ def use_timeouts() -> None:
     """Give huggingface_hub's shared HTTP client connect/read/write timeouts, through its
     supported hook (``set_client_factory``): a Hub that accepts a connection and never answers
     ends in a timeout, which counts as transient and is retried like a 503."""
-    import httpx2
     from huggingface_hub import set_client_factory
     from huggingface_hub.utils import _http
 
@@ -165,7 +165,8 @@ def use_timeouts() -> None:
 
     def factory() -> Any:
         client = base()
-        client.timeout = httpx2.Timeout(read, connect=connect, pool=connect)
+        # The client's own Timeout class: httpx2 in huggingface_hub 2.x, httpx in 1.x.
+        client.timeout = type(client.timeout)(read, connect=connect, pool=connect)
         return client
 
     set_client_factory(factory)
@@ -690,8 +691,22 @@ def _merged_gitattributes(
     return files
 
 
+_texts: dict[tuple[str, str, str, str], bytes | None] = {}  # by commit id: they never change
+
+
 def _remote_text(api: Any, repo_id: str, path: str, revision: str) -> bytes | None:
-    """A small file's bytes on the Hub at ``revision`` (None when it is not there)."""
+    """A small file's bytes on the Hub at ``revision`` (None when it is not there); fetched
+    once per commit id, as a plan compares the same commit several times."""
+    key = (api.endpoint, repo_id, path, revision)
+    if key in _texts:
+        return _texts[key]
+    text = _fetch_text(api, repo_id, path, revision)
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        _texts[key] = text
+    return text
+
+
+def _fetch_text(api: Any, repo_id: str, path: str, revision: str) -> bytes | None:
     import tempfile
 
     from huggingface_hub import hf_hub_download
@@ -841,7 +856,8 @@ def transient(exc: BaseException) -> bool:
         return status in TRANSIENT_STATUS
     if isinstance(exc, json.JSONDecodeError) and exc.doc.lstrip()[:1] in ("<", ""):
         return True  # an HTML error page (a gateway's 502) where the Hub sends JSON
-    return type(exc).__module__.split(".")[0] in ("httpx2", "httpcore2") or isinstance(
+    transport = ("httpx", "httpcore", "httpx2", "httpcore2")  # huggingface_hub 1.x and 2.x
+    return type(exc).__module__.split(".")[0] in transport or isinstance(
         exc, (ConnectionError, TimeoutError)
     )
 

@@ -106,3 +106,31 @@ def test_environment_faults_are_one_line(hub, ws, monkeypatch, record, tmp_path)
     record("card -o into a missing directory", "card -o missing/README.md", card)
     assert card.returncode == 2
     assert "does not exist" in _error(card)
+
+
+def test_timeouts_and_transport_errors_of_huggingface_hub_1x(monkeypatch):
+    """huggingface_hub 1.x (allowed by the bounds) is built on httpx, not httpx2: the timeouts
+    take the client's own Timeout class, and httpx's transport errors count as transient."""
+    import huggingface_hub
+    from huggingface_hub.utils import _http
+
+    from r1release import hub
+
+    class Timeout:  # stands for httpx.Timeout
+        def __init__(self, timeout, *, connect, pool):
+            self.read, self.connect = timeout, connect
+
+    class Client:
+        timeout = Timeout(None, connect=None, pool=None)
+
+    made: list = []
+    monkeypatch.setattr(_http, "default_client_factory", Client)
+    monkeypatch.setattr(huggingface_hub, "set_client_factory", made.append)
+    monkeypatch.setattr(hub, "_timeouts_set", [])
+    monkeypatch.setenv("R1RELEASE_HUB_TIMEOUT", "7")
+    hub.use_timeouts()
+    client = made[0]()
+    assert isinstance(client.timeout, Timeout) and client.timeout.read == 7.0
+    assert client.timeout.connect == 10.0
+    error = type("ReadTimeout", (Exception,), {"__module__": "httpx._exceptions"})
+    assert hub.transient(error("timed out"))
