@@ -113,6 +113,9 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
             finalized.output_dir,
             f", released: {finalized.commit_url}" if finalized.commit_url else "",
         )
+    # Destroy the process group before exit: under `accelerate launch` an undestroyed gloo/NCCL
+    # group can abort the interpreter at exit and turn a finished release into a failed job.
+    trainer.accelerator.end_training()
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ the field's failures corrected:
 - the card is r1release's (titled, tagged, licensed when a license is given);
 - it is safe to call on every rank: collective work (``save_model``, ``evaluate``) runs on
   all ranks, files are written and the Hub is called on the main process only, and every
-  rank meets at a barrier after each main-process step, so none is left waiting;
+  rank meets the others after each main-process step (through torch.distributed's store, so
+  no collective is left in flight when the script exits), so none is left waiting;
 - the push is synchronous and verified (one commit, a tag, hashes checked);
 - the saved directory is checked, and every error-severity finding is raised in one error.
 
@@ -19,10 +20,14 @@ it only when ``finalize`` or ``R1ReleaseCallback`` is first used.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +91,7 @@ def finalize(
     evaluate = bool(args.do_eval if do_eval is None else do_eval)
     tokenizer = tokenizer if tokenizer is not None else getattr(trainer, "processing_class", None)
     main = trainer.is_world_process_zero()
+    _finalize_timeout()  # a bad R1RELEASE_FINALIZE_TIMEOUT stops every rank before any work
 
     # 1. Align EOS in memory on every rank, so the saved generation config stops.
     _align_generation_eos(trainer.model, tokenizer)
@@ -121,9 +127,12 @@ def finalize(
             fixed, report = _write_and_check(trainer, tokenizer, out, model_config, version)
         except R1ReleaseError as exc:
             failure = str(exc)
+        except Exception as exc:
+            _abandon(trainer, exc)
+            raise
         if failure is None and report.errors:
             failure = _findings_message(out, report.errors)
-    failure = _broadcast(trainer, failure)
+    failure = _rendezvous(trainer, failure)
     if failure is not None:
         raise FinalizeError(failure, report.errors if main else ())
     trainer.model.config.use_cache = True  # for anything the script does next
@@ -131,11 +140,20 @@ def finalize(
     metrics: dict[str, float] = {}
     if evaluate:
         metrics = trainer.evaluate()
-        if main:
+    failure = None
+    if evaluate and main:
+        try:
             trainer.log_metrics("eval", metrics)
             trainer.save_metrics("eval", metrics)
             _write_card(out, model_config, version)
-    _barrier(trainer)
+        except R1ReleaseError as exc:
+            failure = str(exc)
+        except Exception as exc:
+            _abandon(trainer, exc)
+            raise
+    failure = _rendezvous(trainer, failure)
+    if failure is not None:
+        raise FinalizeError(failure)
     # 5. Push when asked: main process only, synchronous and verified; all ranks wait for it.
     commit_url = None
     if push:
@@ -147,7 +165,10 @@ def finalize(
                 )
             except R1ReleaseError as exc:
                 result = f"push failed: {exc}"
-        result = _broadcast(trainer, result)
+            except Exception as exc:
+                _abandon(trainer, exc)
+                raise
+        result = _rendezvous(trainer, result)
         if result is not None:
             raise FinalizeError(result)
     return FinalizeResult(out, report, fixed, metrics, commit_url, main)
@@ -257,22 +278,86 @@ def _findings_message(out: Path, errors: Sequence[Finding]) -> str:
     return f"{out}: {len(errors)} error finding(s): {lines}"
 
 
-def _barrier(trainer: Any) -> None:
-    accelerator = getattr(trainer, "accelerator", None)
-    if accelerator is not None:
-        accelerator.wait_for_everyone()
+def _abandon(trainer: Any, exc: BaseException) -> None:
+    """The main process failed unexpectedly: tell the waiting ranks before raising."""
+    with contextlib.suppress(FinalizeError):  # the original error is raised either way
+        _rendezvous(trainer, f"the main process failed: {type(exc).__name__}: {exc}"[:2000])
 
 
-def _broadcast(trainer: Any, value: str | None) -> str | None:
-    """The main process's ``value`` on every rank (a barrier, too)."""
+FINALIZE_TIMEOUT_ENV = "R1RELEASE_FINALIZE_TIMEOUT"
+DEFAULT_FINALIZE_TIMEOUT = 6 * 3600.0  # seconds one rank waits for the others (a large push)
+_rendezvous_count = itertools.count()
+
+
+def _rendezvous(trainer: Any, value: str | None = None) -> str | None:
+    """Every rank meets here, and each returns the main process's ``value``.
+
+    It goes through torch.distributed's key-value store, not a collective: a broadcast or
+    barrier leaves a gloo/NCCL work object that a worker thread frees after it returns, and
+    a script that exits right after ``finalize`` then races the process group's destructor
+    (an abort at exit, "terminate called without an active exception", or a hang). The main
+    process leaves last, after every rank has read its value, so a store it hosts is never
+    needed after it exits. Waits are bounded by ``R1RELEASE_FINALIZE_TIMEOUT``, not by the
+    process group's timeout (30 minutes by default, shorter than a large push).
+    """
     accelerator = getattr(trainer, "accelerator", None)
     if accelerator is None or accelerator.num_processes <= 1:
         return value
-    from accelerate.utils import broadcast_object_list
+    store = _default_store()
+    if store is None:  # no torch.distributed store (XLA): accelerate's own collective
+        from accelerate.utils import broadcast_object_list
 
-    box = [value]
-    broadcast_object_list(box, from_process=0)
-    return box[0]
+        box = [value]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+    key = f"r1release/finalize/{next(_rendezvous_count)}"
+    rank, world = accelerator.process_index, accelerator.num_processes
+    timeout = _finalize_timeout()
+    try:
+        if rank == 0:
+            store.set(f"{key}/value", json.dumps(value))
+            store.wait([f"{key}/ack/{r}" for r in range(1, world)], timedelta(seconds=timeout))
+            return value
+        store.wait([f"{key}/value"], timedelta(seconds=timeout))
+        received = json.loads(store.get(f"{key}/value"))
+        store.set(f"{key}/ack/{rank}", "1")
+    except RuntimeError as exc:  # torch's DistStoreError / DistNetworkError
+        waiting_for = "the other ranks" if rank == 0 else "the main process"
+        raise FinalizeError(
+            f"rank {rank}: finalize stopped waiting for {waiting_for} after {timeout:g} s "
+            f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})",
+            hint=f"a push that takes longer needs {FINALIZE_TIMEOUT_ENV} (seconds) raised",
+        ) from None
+    return received if isinstance(received, str) else None
+
+
+def _default_store() -> Any:
+    try:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return None
+        from torch.distributed.distributed_c10d import _get_default_store
+
+        return _get_default_store()
+    except (ImportError, AttributeError, RuntimeError, ValueError):
+        return None
+
+
+def _finalize_timeout() -> float:
+    raw = os.environ.get(FINALIZE_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_FINALIZE_TIMEOUT
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise FinalizeError(
+            f"{FINALIZE_TIMEOUT_ENV}={raw[:40]!r} is not a number of seconds above 0",
+            hint=f"unset it for the default ({DEFAULT_FINALIZE_TIMEOUT:g} s)",
+        )
+    return seconds
 
 
 # ------------------------------------------------------------------------------ callback

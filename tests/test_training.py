@@ -113,7 +113,11 @@ def test_accelerate_two_processes_push_once(hub, checkpoint, tmp_path):
     ]
     assert sorted(r["rank"] for r in results) == ["0", "1"]
     assert [r["main"] for r in sorted(results, key=lambda r: r["rank"])] == [True, False]
-    writes = [json.loads(line) for line in log.read_text().splitlines()]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    # Ranks meet through the store: a collective left in flight races the process group's
+    # destructor when the script exits (an abort at exit, or a hang).
+    assert [e for e in entries if "collective" in e] == []
+    writes = [e for e in entries if "file" in e]
     assert {w["rank"] for w in writes} == {"0"}
     files = [w["file"] for w in writes]
     assert files.count("config.json") == 1 and files.count("generation_config.json") == 1
@@ -144,3 +148,70 @@ def test_callback_checks_each_checkpoint(checkpoint, tmp_path, caplog):
     assert "eos-alignment" in caplog.text
     with pytest.raises(FinalizeError, match="eos-alignment"):
         R1ReleaseCallback(fail_on_error=True).on_save(args, state, TrainerControl())
+
+
+class _Ranks:
+    """Two ranks' worth of trainer, as finalize sees them, over one real TCPStore."""
+
+    def __init__(self, rank: int, world: int = 2):
+        self.accelerator = type("A", (), {"process_index": rank, "num_processes": world})()
+
+
+def _store_pair():
+    from datetime import timedelta
+
+    from torch.distributed import TCPStore
+
+    server = TCPStore("127.0.0.1", 0, 2, True, timedelta(seconds=30), wait_for_workers=False)
+    client = TCPStore("127.0.0.1", server.port, 2, False, timedelta(seconds=30))
+    return server, client
+
+
+def test_rendezvous_passes_main_value_and_main_leaves_last(monkeypatch):
+    import threading
+
+    from r1release import training
+
+    server, client = _store_pair()
+    stores = {0: server, 1: client}
+    local = threading.local()
+    monkeypatch.setattr(training, "_default_store", lambda: stores[local.rank])
+    order, got = [], {}
+
+    def run(rank: int, value):
+        local.rank = rank
+        if rank == 1:
+            threading.Event().wait(0.3)  # arrives late: rank 0 must wait for it
+        got[rank] = training._rendezvous(_Ranks(rank), value)
+        order.append(rank)
+
+    class PerRank:  # each rank is its own process, with its own count of rendezvous
+        def __next__(self):
+            local.count = getattr(local, "count", 0) + 1
+            return local.count
+
+    monkeypatch.setattr(training, "_rendezvous_count", PerRank())
+    threads = [
+        threading.Thread(target=run, args=(r, "push failed: x" if r == 0 else None)) for r in (0, 1)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert got == {0: "push failed: x", 1: "push failed: x"}
+    assert order == [1, 0]  # the main process (which may host the store) leaves last
+
+
+def test_rendezvous_timeout_is_one_error_naming_the_knob(monkeypatch):
+    from r1release import training
+
+    _server, client = _store_pair()
+    monkeypatch.setattr(training, "_default_store", lambda: client)
+    monkeypatch.setenv("R1RELEASE_FINALIZE_TIMEOUT", "0.5")
+    with pytest.raises(training.FinalizeError) as caught:
+        training._rendezvous(_Ranks(1), None)  # the main process never arrives
+    assert "rank 1: finalize stopped waiting for the main process after 0.5 s" in str(caught.value)
+    assert "R1RELEASE_FINALIZE_TIMEOUT" in caught.value.hint
+    monkeypatch.setenv("R1RELEASE_FINALIZE_TIMEOUT", "soon")
+    with pytest.raises(training.FinalizeError, match="is not a number of seconds"):
+        training._finalize_timeout()

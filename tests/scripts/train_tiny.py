@@ -112,6 +112,19 @@ def main() -> None:
             data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
         )
     trainer.train()
+    if args.write_log:  # and every collective finalize starts: it should start none
+        import torch.distributed as dist
+
+        for name in ("barrier", "broadcast", "broadcast_object_list", "all_gather_object"):
+            real_collective = getattr(dist, name)
+
+            def logged_collective(*a, _name=name, _real=real_collective, **kw):
+                with open(args.write_log, "a") as fh:
+                    fh.write(json.dumps({"rank": rank, "collective": _name}) + "\n")
+                return _real(*a, **kw)
+
+            setattr(dist, name, logged_collective)
+    # Like open-r1's scripts, it exits right after finalize, process group still up.
     result = r1release.finalize(
         trainer,
         tokenizer,
@@ -120,16 +133,14 @@ def main() -> None:
         license="apache-2.0",
         version="v0.1.0" if args.push else None,
     )
-    print(
-        "R1RESULT",
-        json.dumps(
-            {
-                "rank": os.environ.get("RANK", "0"),
-                "main": result.is_main_process,
-                "commit_url": result.commit_url,
-            }
-        ),
-    )
+    record = {
+        "rank": os.environ.get("RANK", "0"),
+        "main": result.is_main_process,
+        "commit_url": result.commit_url,
+    }
+    # One write (under PIPE_BUF): both ranks share the pipe, and print()'s separate writes
+    # of "R1RESULT", " " and the JSON interleave when they leave finalize together.
+    os.write(1, f"R1RESULT {json.dumps(record)}\n".encode())
 
 
 if __name__ == "__main__":
