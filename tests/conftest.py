@@ -25,6 +25,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    # One cache for the session (its entries are keyed by content and file identity); tests
+    # of the cache itself point R1RELEASE_CACHE_DIR at their own tmp_path.
+    monkeypatch.setenv("R1RELEASE_CACHE_DIR", str(_session_cache(tmp_path_factory)))
     monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
     real_connect = socket.socket.connect
 
@@ -35,6 +38,15 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+_CACHE: list[Path] = []
+
+
+def _session_cache(factory: pytest.TempPathFactory) -> Path:
+    if not _CACHE:
+        _CACHE.append(factory.mktemp("r1release-cache"))
+    return _CACHE[0]
 
 
 record = pytest.fixture(reliability.record)  # rows for docs/reliability.md
