@@ -159,20 +159,24 @@ def check(
     smoke: bool = False,
     skip: Any = None,
     scan: Any = None,
+    cache: bool = True,
 ) -> Report:
     """Check a checkpoint directory; returns a :class:`Report` (never prints).
 
     ``path`` may be a :class:`Checkpoint` with in-memory overrides (a staged, fixed copy);
     ``card`` is the rendered model card for the card-metadata rule. Rules that do not run
     (not asked for, or a required module such as torch missing) are in
-    ``Report.rules_skipped`` with the reason, never in ``rules_run``.
+    ``Report.rules_skipped`` with the reason, never in ``rules_run``. ``cache=False`` makes
+    the deep pass read every file, even ones the digest cache knows unchanged.
     """
     rules = resolve_rules(settings, config_path)
     checkpoint = path if isinstance(path, Checkpoint) else Checkpoint(path)
     if deep and scan is None:  # a caller that scanned already (a release) passes its scan
         from r1release.deep import scan_checkpoint
 
-        scan = scan_checkpoint(checkpoint, workers=workers, progress=progress, skip=skip)
+        scan = scan_checkpoint(
+            checkpoint, workers=workers, progress=progress, skip=skip, cache=cache
+        )
     # decided once, here: the rules that run are exactly the ones the report says ran
     skipped = skipped_rules(rules, deep=scan is not None, card=card is not None, smoke=smoke)
     not_run = {s.rule for s in skipped}

@@ -201,6 +201,15 @@ _model_opt = click.option("--model", "-m", help="Model name from release.yaml.")
 # ------------------------------------------------------------------------------- check
 
 
+_no_cache_opt = click.option(
+    "--no-cache",
+    "no_cache",
+    is_flag=True,
+    help="Read every byte, even of weights the digest cache knows unchanged (also: "
+    "R1RELEASE_NO_CACHE=1).",
+)
+
+
 @main.command()
 @_path_arg
 @_model_opt
@@ -224,6 +233,7 @@ _model_opt = click.option("--model", "-m", help="Model name from release.yaml.")
     default=None,
     help="Files hashed in parallel with --deep (default: CPU count).",
 )
+@_no_cache_opt
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -234,6 +244,7 @@ def check(
     strict: bool,
     workers: int | None,
     smoke: bool,
+    no_cache: bool,
 ) -> None:
     """Check a checkpoint directory (PATH, or a model of release.yaml).
 
@@ -265,6 +276,7 @@ def check(
             progress=progress,
             smoke=smoke,
             card=card,
+            cache=not no_cache,
         )
     fmt = fmt or ("github" if os.environ.get("GITHUB_ACTIONS") == "true" else "text")
     if fmt == "json":
@@ -303,20 +315,34 @@ def _deep_progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] 
     files = Checkpoint(path).files
     total = sum(e.size for e in files if not e.is_dir and not e.escapes)
     read, times = [0], []  # bytes read; when the scan started and when it last read
+    cached = [0, 0]  # files and bytes the digest cache served
 
-    def track(n: int, update: Callable[[int], None] | None = None) -> None:
-        read[0] += n
-        times.append(time.perf_counter())
-        del times[1:-1]
-        if update is not None:
-            update(n)
+    class Track:
+        def __init__(self, update: Callable[[int], None] | None = None) -> None:
+            self.update = update
+
+        def __call__(self, n: int) -> None:
+            read[0] += n
+            times.append(time.perf_counter())
+            del times[1:-1]
+            if self.update is not None:
+                self.update(n)
+
+        def cached(self, n: int) -> None:  # scan_checkpoint calls it for each cache hit
+            cached[0] += 1
+            cached[1] += n
+            if self.update is not None:
+                self.update(n)
 
     if sys.stderr.isatty():
         with click.progressbar(length=total, label="deep scan", file=sys.stderr) as bar:
-            yield lambda n: track(n, bar.update)
+            yield Track(bar.update)
     else:
         click.echo(_h(f"deep scan: {len(files)} files, {_gb(total)}"), err=True)
-        yield track
+        yield Track()
+    if cached[0]:
+        served = f"{cached[0]} file{'s' if cached[0] > 1 else ''}"
+        click.echo(_h(f"deep scan: {served} ({_gb(cached[1])}) from the digest cache"), err=True)
     if len(times) < 2:
         return  # the check stopped before the scan, or the scan read nothing
     # The scan's own time: the rules that run after it (and their imports) are not counted.
@@ -508,6 +534,7 @@ _allow_public_opt = click.option(
 @_expect_opt
 @_allow_public_opt
 @_deadline_opt
+@_no_cache_opt
 @click.pass_context
 def push(
     ctx: click.Context,
@@ -521,6 +548,7 @@ def push(
     expect_manifest: Path | None,
     allow_public: bool,
     deadline: float | None,
+    no_cache: bool,
 ) -> None:
     """Check, stage and push a model of release.yaml as one commit tagged VERSION."""
     from r1release.errors import UsageError
@@ -538,7 +566,9 @@ def push(
         check_version(version),
         dry_run=dry_run,
         force=force,
-        options=_ReleaseOptions(fmt, manifest_out, expect_manifest, allow_public, deadline),
+        options=_ReleaseOptions(
+            fmt, manifest_out, expect_manifest, allow_public, deadline, no_cache
+        ),
     )
 
 
@@ -559,6 +589,7 @@ def push(
 @_expect_opt
 @_allow_public_opt
 @_deadline_opt
+@_no_cache_opt
 @click.pass_context
 def release(
     ctx: click.Context,
@@ -572,6 +603,7 @@ def release(
     expect_manifest: Path | None,
     allow_public: bool,
     deadline: float | None,
+    no_cache: bool,
 ) -> None:
     """Release what a git tag, a workflow_dispatch event or --model/--version names.
 
@@ -605,7 +637,9 @@ def release(
         resolved.version,
         dry_run=dry_run,
         force=force,
-        options=_ReleaseOptions(fmt, manifest_out, expect_manifest, allow_public, deadline),
+        options=_ReleaseOptions(
+            fmt, manifest_out, expect_manifest, allow_public, deadline, no_cache
+        ),
     )
 
 
@@ -646,6 +680,7 @@ class _ReleaseOptions:
     expect_manifest: Path | None = None
     allow_public: bool = False
     deadline: float | None = None
+    no_cache: bool = False  # --no-cache: read every byte
 
 
 def _release(
@@ -712,6 +747,7 @@ def _release(
             card_template=config.card_template(),
             card_template_name=_template_name(config),
             progress=progress,
+            cache=not options.no_cache,
         )
     check_deadline("publishing (after the checks and the deep scan)")
     manifest = stage.manifest()

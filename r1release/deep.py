@@ -10,20 +10,28 @@ stay cheap: it first asks, with two read-only ``max`` reductions and no temporar
 whether a piece holds any non-finite value at all (as unsigned integers the negative NaN/Infs
 are the largest values; as signed integers the positive ones are), and only counts, in
 cache-sized blocks, in the rare piece that does. See bench/RESULTS.md.
+
+Files larger than ``KEEP_BYTES`` (the weights) that are unchanged since an earlier scan are
+served from the digest cache (:mod:`r1release.digests`) without being read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import stat as stat_mod
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from r1release.checkpoint import Checkpoint, FileEntry, HeaderError, TensorInfo
+from r1release.digests import Cached, DigestCache, Identity, disabled
 from r1release.findings import FileDigest
 
 # Bytes read at a time. Small enough that the buffer stays in a core's L2 between the copy
@@ -38,6 +46,8 @@ CHUNK = 1024 * 1024
 KEEP_BYTES = 16 * 1024 * 1024
 PROGRESS_STEP = 8 * 1024 * 1024  # report progress in steps of at least this many bytes
 BLOCK = 128 * 1024  # bytes counted at a time when a piece holds non-finite values
+# Part of every digest cache key: bump it when the scan finds something else in the same bytes.
+SCAN_VERSION = 1
 
 # dtype -> (unsigned view, mask clearing the sign bit, smallest non-finite bit pattern)
 _FLOAT_BITS: dict[str, tuple[type, int, int]] = {
@@ -78,6 +88,8 @@ class DeepScan:
     contents: dict[str, bytes] = field(default_factory=dict)  # files of at most KEEP_BYTES
     stats: dict[str, FileStat] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)  # files that changed while being scanned
+    cached_files: int = 0  # files served from the digest cache, not read
+    cached_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -93,23 +105,41 @@ def scan_checkpoint(
     workers: int | None = None,
     progress: Progress | None = None,
     skip: Callable[[str], bool] | None = None,
+    cache: bool | DigestCache = True,
 ) -> DeepScan:
     """Hash every file and scan every floating-point tensor, reading each byte once.
 
     ``skip(path)`` leaves files out (a release does not read training state it won't upload).
+    ``cache=False`` (or ``$R1RELEASE_NO_CACHE=1``) reads every file, even ones the digest
+    cache knows; a ``progress`` with a ``cached(nbytes)`` method is told of each file the
+    cache served.
     """
     scan = DeepScan()
     lock = threading.Lock()
+    store = _open_cache(checkpoint, cache)
+    served = getattr(progress, "cached", None)
 
     def run(job: _Job) -> None:
-        result = _scan_file(checkpoint.root / job.entry.path, job, progress)
+        file = checkpoint.root / job.entry.path
+        result = _from_cache(store, file, job) if store is not None else None
+        hit = result is not None
+        if result is None:
+            result = _scan_file(file, job, progress)
+            if store is not None:
+                _remember(store, file, job, result)
+        elif callable(served):
+            served(result.size)
         path = job.entry.path
         moved = result.before != result.after or (
             job.entry.mtime_ns and result.before.mtime_ns != job.entry.mtime_ns
         )
         with lock:
             scan.digests.append(FileDigest(path, result.size, result.sha256))
-            scan.bytes_read += result.size
+            if hit:
+                scan.cached_files += 1
+                scan.cached_bytes += result.size
+            else:
+                scan.bytes_read += result.size
             scan.stats[path] = result.after
             if result.content is not None:
                 scan.contents[path] = result.content
@@ -126,9 +156,53 @@ def scan_checkpoint(
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         for future in [pool.submit(run, job) for job in jobs]:
             future.result()
+    if store is not None:
+        store.save()
     scan.digests.sort(key=lambda d: d.path)
     scan.changed.sort()
     return scan
+
+
+def _open_cache(checkpoint: Checkpoint, cache: bool | DigestCache) -> DigestCache | None:
+    if isinstance(cache, DigestCache):
+        return cache
+    return DigestCache.for_checkpoint(checkpoint.root) if cache and not disabled() else None
+
+
+def _scan_key(job: _Job) -> str:
+    """The scan a cache entry came from: this code's version and the tensors it scanned."""
+    layout = [SCAN_VERSION, job.data_start, [(n, t.dtype, t.begin, t.end) for n, t in job.tensors]]
+    return hashlib.sha256(json.dumps(layout).encode()).hexdigest()
+
+
+def _from_cache(store: DigestCache, file: Path, job: _Job) -> _Scanned | None:
+    """The cached scan of ``file`` if it is unchanged. Files of at most KEEP_BYTES are always
+    read: a release uploads the bytes the scan kept."""
+    if job.entry.size <= KEEP_BYTES:
+        return None
+    try:
+        st = os.stat(file)
+        real = os.path.realpath(file)
+    except (OSError, ValueError):
+        return None
+    if not stat_mod.S_ISREG(st.st_mode) or st.st_size <= KEEP_BYTES:
+        return None
+    found = store.get(real, Identity.of(st), _scan_key(job))
+    if found is None:
+        return None
+    now = FileStat.of(st)
+    return _Scanned(found.sha256, list(found.nonfinite), found.size, now, now, None)
+
+
+def _remember(store: DigestCache, file: Path, job: _Job, result: _Scanned) -> None:
+    if result.identity is None or result.size <= KEEP_BYTES:
+        return  # changed while being read, or small (small files are always read)
+    try:
+        real = os.path.realpath(file)
+    except (OSError, ValueError):
+        return
+    found = Cached(result.sha256, result.size, tuple(result.bad))
+    store.put(real, result.identity, _scan_key(job), result.started_ns, found)
 
 
 def _jobs(checkpoint: Checkpoint) -> list[_Job]:
@@ -161,6 +235,8 @@ class _Scanned:
     before: FileStat  # fstat when opened
     after: FileStat  # fstat when done
     content: bytes | None  # the bytes read, for files of at most KEEP_BYTES
+    identity: Identity | None = None  # for the digest cache: None when it changed while read
+    started_ns: int = 0  # wall clock when the read began (the digest cache's racy rule)
 
 
 def _scan_file(path: os.PathLike[str] | str, job: _Job, progress: Progress | None) -> _Scanned:
@@ -169,8 +245,10 @@ def _scan_file(path: os.PathLike[str] | str, job: _Job, progress: Progress | Non
     tensors = [t for _, t in job.tensors]
     state = _ScanState()
     offset = reported = 0
+    started_ns = time.time_ns()
     with open(path, "rb", buffering=0) as fh:
-        before = FileStat.of(os.fstat(fh.fileno()))
+        first = os.fstat(fh.fileno())
+        before = FileStat.of(first)
         kept = bytearray() if before.size <= KEEP_BYTES else None
         if job.data_start:  # the header, so that chunks line up with the data section
             head = fh.read(job.data_start)
@@ -191,12 +269,14 @@ def _scan_file(path: os.PathLike[str] | str, job: _Job, progress: Progress | Non
             if progress is not None and offset - reported >= PROGRESS_STEP:
                 progress(offset - reported)
                 reported = offset
-        after = FileStat.of(os.fstat(fh.fileno()))
+        last = os.fstat(fh.fileno())
+        after = FileStat.of(last)
     if progress is not None and offset > reported:
         progress(offset - reported)
     bad = [(job.tensors[i][0], c) for i, c in sorted(state.counts.items()) if c]
     content = bytes(kept) if kept is not None else None
-    return _Scanned(sha.hexdigest(), bad, offset, before, after, content)
+    identity = Identity.of(last) if Identity.of(first) == Identity.of(last) else None
+    return _Scanned(sha.hexdigest(), bad, offset, before, after, content, identity, started_ns)
 
 
 @dataclass

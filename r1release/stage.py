@@ -164,8 +164,12 @@ def build_stage(
     card_template_name: str | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    cache: bool = True,
 ) -> Stage:
-    """Check, fix (in memory), render the card and hash what the release uploads."""
+    """Check, fix (in memory), render the card and hash what the release uploads.
+
+    ``cache=False`` reads every file, even weights the digest cache knows unchanged.
+    """
     checkpoint = Checkpoint(model.checkpoint)
     plan = plan_fixes(model.checkpoint, settings=settings, config_path=config_path) if fix else None
     for change in plan.changes if plan else ():
@@ -173,7 +177,9 @@ def build_stage(
     release = release or ReleaseInfo(version=version)
     card = render_card(checkpoint, model, release, card_template, template_name=card_template_name)
     # One read of every byte that is uploaded: hashed, scanned, and (small files) kept.
-    scan = scan_checkpoint(checkpoint, workers=workers, progress=progress, skip=is_leftover)
+    scan = scan_checkpoint(
+        checkpoint, workers=workers, progress=progress, skip=is_leftover, cache=cache
+    )
     if scan.changed:
         raise StageChanged(
             f"{model.checkpoint}: {', '.join(scan.changed[:5])} changed while being read",
