@@ -27,12 +27,24 @@ run the rule and reports it as skipped, "needs torch (pip install 'r1release[tra
 never as run; a release's CI fails on that, as on any error rule that could not run. The
 training side, where torch is always installed, runs it in ``finalize``.
 
+What the build yields is cached (``r1release/layout_cache.py``: ``cache_dir()/layouts/``,
+keyed by the config's content and the installed transformers and torch versions), so a
+check of a config seen before imports neither torch nor transformers' model code. Failures
+to build that come from the config and transformers' tables alone (no ``model_type``, a
+type or class this transformers does not have, custom code) are cached with their message;
+exceptions raised inside config or model code are not (they can depend on other installed
+packages), and are computed again on every run. The cache is used only where torch is
+installed: without torch the rule is skipped as before, cached or not.
+
 Fails: ``lm_head.weight`` missing with untied embeddings; ``[0]`` shapes; ``vocab_size``
 that does not match ``model.embed_tokens.weight``; float32 weights with a bfloat16 config.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -40,6 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from r1release import layout_cache
 from r1release.checkpoint import INDEX_FILE, Checkpoint, HeaderError, TensorInfo
 from r1release.findings import Severity
 from r1release.rules.base import Context, Problem, Rule, module_available
@@ -68,7 +81,14 @@ _CONFIG_DTYPES = {"bfloat16", "float16", "float32", "float64"}
 
 
 class UnknownArchitecture(Exception):
-    """The config names a model transformers cannot build; ``str()`` is the message."""
+    """The config names a model transformers cannot build; ``str()`` is the message.
+
+    ``cacheable``: the outcome follows from the config and transformers' version alone.
+    """
+
+    def __init__(self, message: str, cacheable: bool = True) -> None:
+        super().__init__(message)
+        self.cacheable = cacheable
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,9 @@ class Expected:
     base_prefix: str = ""
     vocab_size: int | None = None
     dtype: str | None = None  # the config's dtype, as torch names it ("bfloat16")
+    # False when the build depended on more than the config and the versions (a class that
+    # failed to import for a missing optional dependency): not cached
+    cacheable: bool = field(default=True, compare=False, repr=False)
 
 
 def torch_available() -> bool:
@@ -110,7 +133,7 @@ def check(ctx: Context) -> Iterator[Problem]:
     if not disk:
         return  # no readable safetensors weights: weights-format / safetensors-header say why
     try:
-        expected = expected_tensors(config)
+        expected = expected_layout(config)
     except UnknownArchitecture as exc:
         message = str(exc)
         if message:
@@ -154,6 +177,166 @@ def disk_tensors(ckpt: Checkpoint) -> tuple[dict[str, tuple[str, TensorInfo]], b
     return tensors, complete
 
 
+# --------------------------------------------------------------------------- cached
+
+
+def expected_layout(config_doc: Mapping[str, Any]) -> Expected:
+    """:func:`expected_tensors`, from the layout cache when this config was built before
+    with the same transformers and torch (then neither is imported); stored when not."""
+    key = layout_cache.layout_key(config_doc)
+    if key is not None:
+        cached = _from_entry(layout_cache.load(key), key)
+        if isinstance(cached, Expected):
+            return cached
+        if isinstance(cached, str):
+            raise UnknownArchitecture(cached)
+    try:
+        expected = expected_tensors(config_doc)
+    except UnknownArchitecture as exc:
+        if key is not None and exc.cacheable:
+            _remember(key, {"unknown": str(exc)})
+        raise
+    if key is not None and expected.cacheable:
+        _remember(key, {"layout": _layout_doc(expected)})
+    return expected
+
+
+_LAYOUT_FIELDS = frozenset(
+    {
+        "model_class",
+        "tensors",
+        "aliases",
+        "ignore_missing",
+        "ignore_unexpected",
+        "keep_fp32",
+        "base_prefix",
+        "vocab_size",
+        "dtype",
+    }
+)
+_TENSOR_DTYPES = frozenset(_ST_DTYPES.values()) | {"?"}
+
+
+def _remember(key: str, body: dict[str, Any]) -> None:
+    with contextlib.suppress(TypeError, ValueError, RecursionError):  # not JSON: not cached
+        layout_cache.store(key, _entry(key, body))
+
+
+def _entry(key: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "format": layout_cache.LAYOUT_FORMAT,
+        "key": key,
+        "sha256": _digest(body),
+        "body": body,
+    }
+
+
+def _digest(body: Any) -> str:
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _layout_doc(expected: Expected) -> dict[str, Any]:
+    return {
+        "model_class": expected.model_class,
+        # model order kept: findings list tensors in it
+        "tensors": {n: [list(t.shape), t.dtype] for n, t in expected.tensors.items()},
+        "aliases": {n: sorted(group) for n, group in expected.aliases.items()},
+        "ignore_missing": expected.ignore_missing.pattern if expected.ignore_missing else None,
+        "ignore_unexpected": (
+            expected.ignore_unexpected.pattern if expected.ignore_unexpected else None
+        ),
+        "keep_fp32": list(expected.keep_fp32),
+        "base_prefix": expected.base_prefix,
+        "vocab_size": expected.vocab_size,
+        "dtype": expected.dtype,
+    }
+
+
+def _from_entry(doc: Any, key: str) -> Expected | str | None:
+    """A cache entry's layout (or UnknownArchitecture message); None for anything that is
+    not exactly what :func:`_entry` writes for ``key``: then the layout is computed."""
+    try:
+        if (
+            not isinstance(doc, dict)
+            or doc.keys() != {"format", "key", "sha256", "body"}
+            or doc["format"] != layout_cache.LAYOUT_FORMAT
+            or doc["key"] != key
+            or not isinstance(doc["body"], dict)
+            or doc["sha256"] != _digest(doc["body"])
+        ):
+            return None
+        body = doc["body"]
+        if body.keys() == {"unknown"}:
+            return body["unknown"] if isinstance(body["unknown"], str) else None
+        if body.keys() == {"layout"}:
+            return _layout_from(body["layout"])
+    except (TypeError, ValueError, RecursionError, re.error):
+        pass
+    return None
+
+
+def _layout_from(doc: Any) -> Expected | None:
+    if not isinstance(doc, dict) or doc.keys() != _LAYOUT_FIELDS:
+        return None
+    model_class, tensors, aliases = doc["model_class"], doc["tensors"], doc["aliases"]
+    keep_fp32, vocab, dtype = doc["keep_fp32"], doc["vocab_size"], doc["dtype"]
+    if not (
+        _is_str(model_class)
+        and model_class
+        and isinstance(tensors, dict)
+        and isinstance(aliases, dict)
+        and isinstance(keep_fp32, list)
+        and all(_is_str(m) for m in keep_fp32)
+        and _is_str(doc["base_prefix"])
+        and (vocab is None or _is_int(vocab))
+        and (dtype is None or dtype in _CONFIG_DTYPES)
+    ):
+        return None
+    wanted: dict[str, ExpectedTensor] = {}
+    for name, value in tensors.items():
+        if not (isinstance(value, list) and len(value) == 2):
+            return None
+        shape, st_dtype = value
+        if not (
+            isinstance(shape, list)
+            and all(_is_int(d) and d >= 0 for d in shape)
+            and st_dtype in _TENSOR_DTYPES
+        ):
+            return None
+        wanted[name] = ExpectedTensor(tuple(shape), st_dtype)
+    groups: dict[str, frozenset[str]] = {}
+    for name, group in aliases.items():
+        if not (isinstance(group, list) and all(_is_str(g) for g in group) and name in group):
+            return None
+        groups[name] = frozenset(group)
+    patterns = []
+    for field_name in ("ignore_missing", "ignore_unexpected"):
+        pattern = doc[field_name]
+        if pattern is not None and not (_is_str(pattern) and pattern):
+            return None
+        patterns.append(re.compile(pattern) if pattern else None)
+    return Expected(
+        model_class=model_class,
+        tensors=wanted,
+        aliases=groups,
+        ignore_missing=patterns[0],
+        ignore_unexpected=patterns[1],
+        keep_fp32=tuple(keep_fp32),
+        base_prefix=doc["base_prefix"],
+        vocab_size=vocab,
+        dtype=dtype,
+    )
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 # --------------------------------------------------------------------------- building
 
 
@@ -166,7 +349,7 @@ def expected_tensors(config_doc: Mapping[str, Any]) -> Expected:
     import torch
 
     config = _config(config_doc)
-    model_class = _model_class(config, config_doc)
+    model_class, cacheable = _model_class(config, config_doc)
     dtype_name = _config_dtype(config_doc)
     try:
         with _quiet(), torch.device("meta"), _default_dtype(dtype_name):
@@ -177,7 +360,8 @@ def expected_tensors(config_doc: Mapping[str, Any]) -> Expected:
     except Exception as exc:  # invalid configs fail in many ways inside model code
         raise UnknownArchitecture(
             f"cannot build {model_class.__name__} from config.json: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
+            f"{type(exc).__name__}: {_first_line(exc)}",
+            cacheable=False,
         ) from None
     state = model.state_dict(keep_vars=True)
     by_identity: dict[int, set[str]] = {}
@@ -217,6 +401,7 @@ def expected_tensors(config_doc: Mapping[str, Any]) -> Expected:
         base_prefix=getattr(model, "base_model_prefix", "") or "",
         vocab_size=vocab if isinstance(vocab, int) else None,
         dtype=dtype_name,
+        cacheable=cacheable,
     )
 
 
@@ -239,37 +424,41 @@ def _config(config_doc: Mapping[str, Any]) -> Any:
     except Exception as exc:
         raise UnknownArchitecture(
             f"config.json does not load as a {model_type} config: "
-            f"{type(exc).__name__}: {_first_line(exc)}"
+            f"{type(exc).__name__}: {_first_line(exc)}",
+            cacheable=False,
         ) from None
 
 
-def _model_class(config: Any, config_doc: Mapping[str, Any]) -> Any:
-    """``architectures[0]`` when transformers has it for this config, else the causal LM."""
+def _model_class(config: Any, config_doc: Mapping[str, Any]) -> tuple[Any, bool]:
+    """``architectures[0]`` when transformers has it for this config, else the causal LM;
+    and whether that choice follows from the config and transformers' version alone."""
     import transformers
     from transformers import MODEL_FOR_CAUSAL_LM_MAPPING, PreTrainedModel
 
     archs = config_doc.get("architectures")
     name = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
+    certain = True
     if name is not None:
         try:
             cls = getattr(transformers, name, None)
         except Exception:  # a lazy import of an optional dependency failing
-            cls = None
+            cls, certain = None, False
         if (
             isinstance(cls, type)
             and issubclass(cls, PreTrainedModel)
             and isinstance(config, cls.config_class)
         ):
-            return cls
+            return cls, certain
     try:
-        return MODEL_FOR_CAUSAL_LM_MAPPING[type(config)]
+        return MODEL_FOR_CAUSAL_LM_MAPPING[type(config)], certain
     except KeyError:
         pass
     if name is not None and config_doc.get("auto_map"):
         raise UnknownArchitecture("")
     raise UnknownArchitecture(
         f"transformers {_transformers_version()} has no {name or 'causal LM'} class for "
-        f"model_type {config_doc.get('model_type')!r}: the expected tensors cannot be checked"
+        f"model_type {config_doc.get('model_type')!r}: the expected tensors cannot be checked",
+        cacheable=certain,
     )
 
 
