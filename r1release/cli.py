@@ -391,7 +391,8 @@ def _print_report(report: Report) -> None:
     ran = f"{len(report.rules_run)} rules{', deep' if report.deep else ''}"
     if cannot:
         ran += f"; {len(cannot)} skipped: {', '.join(s.rule for s in cannot)}"
-    click.echo(_h(f"\n{summary} ({ran})"))
+    click.echo()
+    click.echo(_h(f"{summary} ({ran})"))
 
 
 # ------------------------------------------------------------------------------- fix

@@ -59,7 +59,8 @@ def test_text_report_grouped_by_severity(checkpoint):
     assert out.index("errors (1)") < out.index("weights-format") < out.index("warnings (1)")
     assert out.index("warnings (1)") < out.index("leftovers (R501)  optimizer.pt: training state")
     assert "hint: " in out
-    assert "1 error, 1 warning" in out
+    assert "\n\n1 error, 1 warning (" in out  # a blank line before the summary, not "\\n"
+    assert "\\n" not in out
 
 
 @pytest.mark.parametrize(("strict", "code"), [(False, 0), (True, 1)])
