@@ -232,6 +232,13 @@ class _Upload:
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # a client that hung up is not a server error
+        super().handle_error(request, client_address)
+
+
 class HubServer:
     """A Hub-compatible HTTP server on 127.0.0.1, serving from a background thread at `.url`.
 
@@ -293,7 +300,7 @@ class HubServer:
             if (self.data_dir / "repos.pickle").exists():
                 self._repos = pickle.loads((self.data_dir / "repos.pickle").read_bytes())
         handler = type("Handler", (_Handler,), {"hub": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._httpd = _QuietServer(("127.0.0.1", port), handler)
         self._httpd.daemon_threads, self._httpd.block_on_close = True, False
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
@@ -1014,9 +1021,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         for name, value in {"Content-Length": str(len(reply.body)), **reply.headers}.items():
             self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+        try:
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(reply.body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The client hung up first (it had the status it needed, e.g. a 401): that is the
+            # client's right, not a server error to print on the test's stderr.
+            self.close_connection = True
 
     do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 

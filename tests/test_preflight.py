@@ -6,7 +6,6 @@ naming the cause and the fix, exit 2. The CLI runs in-process against the loopba
 from __future__ import annotations
 
 import sys
-import time
 
 import pytest
 
@@ -76,15 +75,17 @@ def test_preflight_fails_fast_before_the_scan(
         hub.add_repo(REPO_ID, private=False)
     elif setup == "down":
         server = _closed_port_hub()
-    started = time.perf_counter()
     result = run_cli(monkeypatch, server, tmp_path, *RELEASE, token=token)
-    elapsed = time.perf_counter() - started
     record(name, f"release --publish; {name}", result)
     line = _error(result)
     assert result.returncode == 2, result.stderr
     for words in expected:
         assert words in line, line
-    assert elapsed < 5, elapsed
+    retries = result.stderr.count("retrying in")
+    if setup == "down":  # a network error may pass: each retry is said, at most 5 of them
+        assert 1 <= retries <= 5 and "Hub unreachable" in result.stderr
+    else:  # an answer from the Hub names the cause at once
+        assert retries == 0, result.stderr
     assert "deep scan" not in result.stderr
     assert hub.writes() == []
 
