@@ -16,7 +16,7 @@ import signal
 import stat
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -73,6 +73,10 @@ MAX_ELEMENTS = 2**60
 MAX_RANK = 64
 MAX_DEPTH = 64  # directory levels listed below the checkpoint root
 MAX_ENTRIES = 100_000  # files and directories listed in one checkpoint
+# Files of the model that transformers does not read when it loads the tokenizer. It reads
+# every other top-level file it knows, config.json included (its transformers_version).
+_NOT_TOKENIZER = ("generation_config.json", INDEX_FILE, "README.md")
+_TEMPLATE_JSON = ("tokenizer_config.json", "chat_template.json")  # JSON the template is read from
 
 
 def is_leftover(path: str) -> bool:
@@ -182,11 +186,25 @@ def time_limit(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-class Checkpoint:
-    """Read-only access to one checkpoint directory.
+def tokenizer_input(path: str) -> bool:
+    """Whether loading the tokenizer may read ``path`` (posix, relative): any top-level file
+    but the weights, the generation config, the shard index and the card."""
+    if path.startswith("additional_chat_templates/"):
+        return True
+    if "/" in path:
+        return False
+    return path not in _NOT_TOKENIZER and not path.endswith((".safetensors", *PICKLE_SUFFIXES))
 
-    JSON documents can be overridden in memory (:meth:`override`) so that fixes are computed
-    and re-checked without touching the disk.
+
+class Checkpoint:
+    """Read-only access to one checkpoint directory: one view per command, passed down.
+
+    What it reads is cached (the file list, JSON documents, safetensors headers, the
+    tokenizer, the chat template's turn end). JSON documents can be overridden in memory
+    (:meth:`override`, or for a while in :meth:`layer`) so that fixes are computed and
+    re-checked without touching the disk. Whoever writes into the directory tells the view
+    (:meth:`refresh`): it then drops what it derived from the files that changed, and only
+    that.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -198,6 +216,7 @@ class Checkpoint:
         self.root = root
         self.real_root = Path(os.path.realpath(root))
         self._json: dict[str, Any] = {}
+        self._identity: dict[str, tuple[Any, ...]] = {}  # filled with the file list
         self._overrides: dict[str, dict[str, Any] | None] = {}
         self._headers: dict[str, SafetensorsHeader | HeaderError] = {}
         self._turn_end: tuple[int, ...] | FileUnreadable | None = None
@@ -220,6 +239,7 @@ class Checkpoint:
         entries: list[FileEntry] = []
         special: list[str] = []
         unlisted: list[str] = []
+        identity: dict[str, tuple[Any, ...]] = {}
         seen = 0
         truncated = False
         stack: list[tuple[str, int]] = [("", 0)]  # (directory relative to the root, depth)
@@ -241,12 +261,14 @@ class Checkpoint:
                 if _is_dir(item):  # follows symlinks, as os.walk sorts entries
                     if item.is_symlink():
                         entries.append(self._symlink_entry(full, Path(rel), is_dir=True))
+                        identity[rel] = (entries[-1],)
                     elif depth + 1 > MAX_DEPTH:
                         unlisted.append(rel)
                     else:
                         subdirs.append(rel)
                 elif item.is_symlink():
                     entries.append(self._symlink_entry(full, Path(rel), is_dir=False))
+                    identity[rel] = (entries[-1], *_stat_identity(full))
                 else:
                     try:
                         info = full.lstat()
@@ -254,12 +276,15 @@ class Checkpoint:
                         continue
                     if stat.S_ISREG(info.st_mode):
                         entries.append(FileEntry(rel, info.st_size, mtime_ns=info.st_mtime_ns))
+                        identity[rel] = (entries[-1], *_identity_of(info))
                     else:  # reading a FIFO blocks forever; none of these can be uploaded
                         special.append(rel)
+                        identity[rel] = ("special",)
             stack.extend((d, depth + 1) for d in reversed(subdirs))
         self._special = tuple(sorted(special))
         self._unlisted = tuple(sorted(unlisted))
         self._truncated = truncated
+        self._identity = identity
         return tuple(sorted(entries, key=lambda e: e.path))
 
     @property
@@ -317,11 +342,58 @@ class Checkpoint:
             raise FileUnreadable(name, "symlink leaves the checkpoint directory; not read")
         return self.root / name
 
+    def refresh(self, written: Iterable[str] = ()) -> tuple[str, ...]:
+        """Bring the view up to date after files in the directory were written.
+
+        The directory is listed again (stat only); what the view derived from a file whose
+        entry changed (size, times, inode), appeared or went away is dropped, and read again
+        on next use. ``written`` names files just written: they count as changed whatever
+        their stat says (a rewrite within the file system's time granularity can keep size
+        and mtime), and their in-memory overrides are dropped (the disk holds them now).
+        Returns the paths that changed, sorted."""
+        written = set(written)
+        before = self._identity
+        self.__dict__.pop("files", None)
+        self.__dict__.pop("_by_path", None)
+        _ = self.files
+        after = self._identity
+        changed = written | {
+            p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
+        }
+        for name in written:
+            self._overrides.pop(name, None)
+        self._forget(changed)
+        return tuple(sorted(changed))
+
+    def _forget(self, names: Iterable[str]) -> None:
+        """Drop what was read or derived from ``names``."""
+        names = set(names)
+        for name in names:
+            self._json.pop(name, None)
+            self._headers.pop(name, None)
+        if any(tokenizer_input(name) for name in names):
+            self.__dict__.pop("_tokenizer", None)
+            self._turn_end = None
+
     # ------------------------------------------------------------------ JSON
 
     def override(self, name: str, doc: dict[str, Any] | None) -> None:
         """Replace a JSON document in memory (used to compute and re-check fixes)."""
         self._overrides[name] = doc
+        if name in _TEMPLATE_JSON:  # the turn end is rendered from the chat template
+            self._turn_end = None
+
+    @contextmanager
+    def layer(self) -> Iterator[Checkpoint]:
+        """A block whose overrides are undone when it ends (a fix computed, then diffed)."""
+        saved = dict(self._overrides)
+        try:
+            yield self
+        finally:
+            touched = set(saved) | set(self._overrides)
+            self._overrides = saved
+            if touched & set(_TEMPLATE_JSON):
+                self._turn_end = None
 
     @property
     def overrides(self) -> dict[str, dict[str, Any] | None]:
@@ -515,6 +587,18 @@ _PROBE_CHAT = [
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _identity_of(info: os.stat_result) -> tuple[int, int, int]:
+    return info.st_dev, info.st_ino, info.st_ctime_ns
+
+
+def _stat_identity(path: Path) -> tuple[int, ...]:
+    """Identity of what a symlink points at (none when it dangles or loops)."""
+    try:
+        return _identity_of(path.stat())
+    except (OSError, RuntimeError):
+        return ()
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:

@@ -69,38 +69,43 @@ class FixPlan:
 
 
 def plan_fixes(
-    path: str | Path,
+    path: str | Path | Checkpoint,
     *,
     settings: Mapping[str, RuleSetting] | None = None,
     config_path: str | Path = "release.yaml",
 ) -> FixPlan:
-    """Compute every fix for ``path`` in memory and re-check the result; writes nothing."""
+    """Compute every fix for ``path`` in memory and re-check the result; writes nothing.
+
+    ``path`` may be the command's :class:`Checkpoint`: the fixes are an in-memory layer over
+    it, undone when the plan is made (its caches, the tokenizer included, are kept).
+    """
     active = [a for a in resolve_rules(settings, config_path) if not a.rule.deep]
-    _refuse_broken_json(Checkpoint(path))
+    work = path if isinstance(path, Checkpoint) else Checkpoint(path)
+    _refuse_broken_json(work)
     fixable = [a for a in active if a.rule.fixable]
-    before = [f for f in run_rules(Checkpoint(path), fixable) if f.fixable]
-    work = Checkpoint(path)
-    touched: dict[str, list[str]] = {}
-    for a in fixable:
-        if not _safe_check(a.rule, work, a.options):
-            continue
-        snapshot = {n: json.dumps(d) for n, d in work.overrides.items()}
-        a.rule.fix(Context(work, a.options))  # type: ignore[misc]
+    with work.layer():
+        before = [f for f in run_rules(work, fixable) if f.fixable]
+        touched: dict[str, list[str]] = {}
+        for a in fixable:
+            if not _safe_check(a.rule, work, a.options):
+                continue
+            snapshot = {n: json.dumps(d) for n, d in work.overrides.items()}
+            a.rule.fix(Context(work, a.options))  # type: ignore[misc]
+            for name, doc in work.overrides.items():
+                if snapshot.get(name) != json.dumps(doc):
+                    touched.setdefault(name, []).append(a.rule.name)
+        after = [f for f in run_rules(work, fixable) if f.fixable]
+        changes = []
         for name, doc in work.overrides.items():
-            if snapshot.get(name) != json.dumps(doc):
-                touched.setdefault(name, []).append(a.rule.name)
-    after = [f for f in run_rules(work, fixable) if f.fixable]
-    changes = []
-    for name, doc in work.overrides.items():
-        if doc is None:
-            continue
-        old = _old_text(work, name)
-        new = _render_checked(work, name, doc, old)
-        if new != old:
-            changes.append(FileChange(name, old, new, tuple(touched.get(name, ()))))
+            if doc is None:
+                continue
+            old = _old_text(work, name)
+            new = _render_checked(work, name, doc, old)
+            if new != old:
+                changes.append(FileChange(name, old, new, tuple(touched.get(name, ()))))
     remaining = {(f.rule, f.file, f.message) for f in after}
     return FixPlan(
-        checkpoint=str(path),
+        checkpoint=str(work.root if isinstance(path, Checkpoint) else path),
         changes=tuple(sorted(changes, key=lambda c: c.path)),
         fixed=tuple(f for f in before if (f.rule, f.file, f.message) not in remaining),
         remaining=tuple(after),
