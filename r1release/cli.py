@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from r1release.checkpoint import Checkpoint
     from r1release.config import Config, ModelConfig, RuleSetting
     from r1release.findings import Report
 
@@ -252,23 +253,25 @@ def check(
     configuration error.
     """
     from r1release.checker import check as run_check
+    from r1release.checkpoint import Checkpoint
 
     target = _target(ctx, path, model)
+    view = Checkpoint(target.checkpoint)  # the command's one view, passed down
     card = None
     if target.model is not None and target.config is not None:
         from r1release.card import ReleaseInfo, render_card
 
         template = target.config.card_template()
         card = render_card(
-            target.checkpoint,
+            view,
             target.model,
             ReleaseInfo(),
             template,
             template_name=_template_name(target.config),
         )
-    with _deep_progress(target.checkpoint, enabled=deep) as progress:
+    with _deep_progress(view, enabled=deep) as progress:
         report = run_check(
-            target.checkpoint,
+            view,
             settings=target.settings,
             config_path=target.config_path,
             deep=deep,
@@ -306,13 +309,11 @@ def _append_summary(markdown: str) -> None:
 
 
 @contextmanager
-def _deep_progress(path: Path, enabled: bool) -> Iterator[Callable[[int], None] | None]:
+def _deep_progress(view: Checkpoint, enabled: bool) -> Iterator[Callable[[int], None] | None]:
     if not enabled:
         yield None
         return
-    from r1release.checkpoint import Checkpoint
-
-    files = Checkpoint(path).files
+    files = view.files
     total = sum(e.size for e in files if not e.is_dir and not e.escapes)
     read, times = [0], []  # bytes read; when the scan started and when it last read
     cached = [0, 0]  # files and bytes the digest cache served
@@ -409,10 +410,12 @@ def fix(ctx: click.Context, path: Path | None, model: str | None, dry_run: bool)
     Every other key and the key order are kept. Exit status: 0 when nothing fixable is
     left, 1 when a fixable finding could not be fixed.
     """
+    from r1release.checkpoint import Checkpoint
     from r1release.fixes import apply_fixes, plan_fixes
 
     target = _target(ctx, path, model)
-    plan = plan_fixes(target.checkpoint, settings=target.settings, config_path=target.config_path)
+    view = Checkpoint(target.checkpoint)
+    plan = plan_fixes(view, settings=target.settings, config_path=target.config_path)
     if plan.empty:
         click.echo("nothing to fix")
     elif dry_run:
@@ -455,6 +458,7 @@ def card(
 ) -> None:
     """Render the model card (README.md) for a model of release.yaml."""
     from r1release.card import ReleaseInfo, render_card
+    from r1release.checkpoint import Checkpoint
     from r1release.errors import UsageError
 
     target = _target(ctx, path, model)
@@ -466,7 +470,7 @@ def card(
         )
     template = target.config.card_template() if target.config else None
     text = render_card(
-        target.checkpoint,
+        Checkpoint(target.checkpoint),
         target.model,
         ReleaseInfo.from_environment(version),
         template,
@@ -695,6 +699,7 @@ def _release(
 ) -> None:
     from r1release import ci
     from r1release.card import ReleaseInfo
+    from r1release.checkpoint import Checkpoint
     from r1release.errors import UsageError
     from r1release.hub import (
         check_deadline,
@@ -737,10 +742,12 @@ def _release(
     )
     _rules_that_cannot_run(config, in_ci=github or os.environ.get("CI") == "true", say=say)
     release_info = ReleaseInfo.from_environment(version)
-    with _deep_progress(model.checkpoint, enabled=True) as progress, _blocked_report(github):
+    view = Checkpoint(model.checkpoint)  # the release's one view: checks, fixes, card, scan
+    with _deep_progress(view, enabled=True) as progress, _blocked_report(github):
         stage = build_stage(
             model,
             version,
+            checkpoint=view,
             release=release_info,
             settings=config.rule_settings(),
             config_path=config.path,

@@ -165,21 +165,30 @@ def build_stage(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
     cache: bool = True,
+    checkpoint: Checkpoint | None = None,
+    scan: DeepScan | None = None,
 ) -> Stage:
     """Check, fix (in memory), render the card and hash what the release uploads.
 
-    ``cache=False`` reads every file, even weights the digest cache knows unchanged.
+    ``checkpoint`` is the command's view of ``model.checkpoint`` (built here when not
+    given); the fixes are overrides on it. ``scan`` is a deep scan of it made earlier (by
+    ``finalize``): it is reused for every file unchanged since, and only files that changed,
+    appeared or were written meanwhile are read again. ``cache=False`` reads every file,
+    even weights the digest cache knows unchanged.
     """
-    checkpoint = Checkpoint(model.checkpoint)
-    plan = plan_fixes(model.checkpoint, settings=settings, config_path=config_path) if fix else None
+    checkpoint = checkpoint if checkpoint is not None else Checkpoint(model.checkpoint)
+    if scan is not None:
+        scan = _brought_up_to_date(checkpoint, scan, workers=workers, cache=cache)
+    plan = plan_fixes(checkpoint, settings=settings, config_path=config_path) if fix else None
     for change in plan.changes if plan else ():
         checkpoint.override(change.path, json.loads(change.new_text))
     release = release or ReleaseInfo(version=version)
     card = render_card(checkpoint, model, release, card_template, template_name=card_template_name)
-    # One read of every byte that is uploaded: hashed, scanned, and (small files) kept.
-    scan = scan_checkpoint(
-        checkpoint, workers=workers, progress=progress, skip=is_leftover, cache=cache
-    )
+    if scan is None:
+        # One read of every byte that is uploaded: hashed, scanned, and (small files) kept.
+        scan = scan_checkpoint(
+            checkpoint, workers=workers, progress=progress, skip=is_leftover, cache=cache
+        )
     if scan.changed:
         raise StageChanged(
             f"{model.checkpoint}: {', '.join(scan.changed[:5])} changed while being read",
@@ -207,6 +216,51 @@ def build_stage(
     return Stage(
         model, version, release, dict(sorted(files.items())), card, report, plan, tuple(excluded)
     )
+
+
+def _brought_up_to_date(
+    checkpoint: Checkpoint, scan: DeepScan, *, workers: int | None, cache: bool
+) -> DeepScan:
+    """``scan`` for the files a release uploads as they are now on disk.
+
+    The view is refreshed first (so it serves nothing read before a change). A file is
+    scanned again when the scan lacks it, its size, mtime or inode differ from the scan's,
+    or it changed while it was scanned; files gone and training state are dropped."""
+    checkpoint.refresh()
+    wanted = {
+        e.path
+        for e in checkpoint.files
+        if not e.is_dir and not e.escapes and not is_leftover(e.path)
+    }
+    stale = {p for p in wanted if _current(checkpoint.root / p) != scan.stats.get(p)}
+    stale |= wanted & set(scan.changed)
+    keep = wanted - stale
+    fresh = DeepScan(
+        digests=[d for d in scan.digests if d.path in keep],
+        nonfinite={p: v for p, v in scan.nonfinite.items() if p in keep},
+        contents={p: v for p, v in scan.contents.items() if p in keep},
+        stats={p: v for p, v in scan.stats.items() if p in keep},
+    )
+    if stale:
+        again = scan_checkpoint(
+            checkpoint, workers=workers, skip=lambda p: p not in stale, cache=cache
+        )
+        fresh.digests += again.digests
+        fresh.nonfinite |= again.nonfinite
+        fresh.contents |= again.contents
+        fresh.stats |= again.stats
+        fresh.changed = again.changed
+        fresh.bytes_read = again.bytes_read
+        fresh.cached_files, fresh.cached_bytes = again.cached_files, again.cached_bytes
+        fresh.digests.sort(key=lambda d: d.path)
+    return fresh
+
+
+def _current(path: Path) -> FileStat | None:
+    try:
+        return FileStat.of(os.stat(path))
+    except OSError:
+        return None
 
 
 def _checkpoint_files(
