@@ -108,6 +108,9 @@ def finalize(
     failure: str | None = None
     report = Report(str(out), ())
     fixed: tuple[str, ...] = ()
+    # The main process's one view of ``out`` and its one deep scan, reused for the push.
+    view: Any = None
+    scan: Any = None
     if private is None:
         private = getattr(args, "hub_private_repo", None)
     keep_visibility = private is None  # nobody asked: an existing repository stays as it is
@@ -124,7 +127,8 @@ def finalize(
     )
     if main:
         try:
-            fixed, report = _write_and_check(trainer, tokenizer, out, model_config, version)
+            view = _view(trainer, tokenizer, out)
+            fixed, report, scan = _write_and_check(view, model_config, version)
         except R1ReleaseError as exc:
             failure = str(exc)
         except Exception as exc:
@@ -145,7 +149,7 @@ def finalize(
         try:
             trainer.log_metrics("eval", metrics)
             trainer.save_metrics("eval", metrics)
-            _write_card(out, model_config, version)
+            _write_card(view, model_config, version)
         except R1ReleaseError as exc:
             failure = str(exc)
         except Exception as exc:
@@ -161,7 +165,11 @@ def finalize(
         if main:
             try:
                 commit_url = _publish(
-                    out, model_config, version or _default_version(trainer), keep_visibility
+                    view,
+                    scan,
+                    model_config,
+                    version or _default_version(trainer),
+                    keep_visibility,
                 )
             except R1ReleaseError as exc:
                 result = f"push failed: {exc}"
@@ -221,39 +229,58 @@ def _looks_like_hub_id(text: str) -> bool:
     return len(parts) == 2 and all(parts) and not Path(text).exists()
 
 
-def _write_and_check(
-    trainer: Any, tokenizer: Any, out: Path, model_config: Any, version: str | None
-) -> tuple[tuple[str, ...], Report]:
-    from r1release.checker import check
-    from r1release.config import RuleSetting
-    from r1release.fixes import apply_fixes, plan_fixes
+def _view(trainer: Any, tokenizer: Any, out: Path) -> Any:
+    """The saved directory's one view, built once the tokenizer files are saved."""
+    from r1release.checkpoint import Checkpoint
 
     if tokenizer is not None and not (out / "tokenizer_config.json").exists():
         tokenizer.save_pretrained(str(out))
-    plan = plan_fixes(out)
+    return Checkpoint(out)
+
+
+def _write_and_check(
+    view: Any, model_config: Any, version: str | None
+) -> tuple[tuple[str, ...], Report, Any]:
+    """Fix, write the card, then scan once and check; the scan comes after the last write,
+    so the push can reuse it for every file that does not change afterwards."""
+    from r1release.checker import check
+    from r1release.config import RuleSetting
+    from r1release.deep import scan_checkpoint
+    from r1release.fixes import apply_fixes, plan_fixes
+
+    plan = plan_fixes(view)
     apply_fixes(plan)
-    _write_card(out, model_config, version)
+    fixed = tuple(c.path for c in plan.changes)
+    _write_card(view, model_config, version, written=fixed)
     # expected-tensors (when registered) needs the deep pass; finite-weights comes with it.
     settings = {"leftovers": RuleSetting(severity="off")}
-    report = check(out, settings=settings, deep=True)
-    return tuple(c.path for c in plan.changes), report
+    scan = scan_checkpoint(view)
+    report = check(view, settings=settings, deep=True, scan=scan)
+    return fixed, report, scan
 
 
-def _write_card(out: Path, model_config: Any, version: str | None) -> None:
+def _write_card(
+    view: Any, model_config: Any, version: str | None, written: Sequence[str] = ()
+) -> None:
+    """Render the card from the files as they are now (``written`` were just rewritten;
+    evaluation may have added results) and write README.md, which the view is told of."""
     from r1release.card import ReleaseInfo, render_card
     from r1release.fixes import atomic_write
 
+    view.refresh(written)
+    out = view.root
     local = model_config.repo_id.startswith("local/")
     card = render_card(
-        out,
+        view,
         model_config,
         ReleaseInfo.from_environment(version),
         model_ref=str(out) if local else None,
     )
     atomic_write(out / "README.md", card)
+    view.refresh(["README.md"])
 
 
-def _publish(out: Path, model_config: Any, version: str, keep_visibility: bool) -> str:
+def _publish(view: Any, scan: Any, model_config: Any, version: str, keep_visibility: bool) -> str:
     from r1release.card import ReleaseInfo
     from r1release.hub import publish
     from r1release.stage import build_stage
@@ -263,7 +290,13 @@ def _publish(out: Path, model_config: Any, version: str, keep_visibility: bool) 
             "push_to_hub needs a Hub repository",
             hint="set hub_model_id='owner/name' (argument or TrainingArguments)",
         )
-    stage = build_stage(model_config, version, release=ReleaseInfo.from_environment(version))
+    stage = build_stage(
+        model_config,
+        version,
+        release=ReleaseInfo.from_environment(version),
+        checkpoint=view,
+        scan=scan,
+    )
     result = publish(stage, log=logger.info, allow_public=keep_visibility)
     logger.info("pushed %s %s: %s", model_config.repo_id, version, result.commit_url)
     return result.commit_url
