@@ -5,6 +5,11 @@ the version on that commit, then a verification that every file on the Hub at th
 the staged hash. It is idempotent: when the tag already holds the staged content nothing is
 sent; when the branch head already holds it (a run that failed after committing) only the
 tag is created; a tag on different content stops the release unless ``force``.
+
+Every request goes through a :class:`HubBackend`; :class:`HfHubBackend` (huggingface_hub's
+``HfApi``) is its one real implementation. Other modules get huggingface_hub's card metadata
+and token discovery from here (:func:`card_metadata`, :func:`stored_token`), so this stays the
+only module that imports it (tests/test_layering.py).
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from r1release.errors import R1ReleaseError, redact, remember_secret
 from r1release.stage import Stage, StageChanged, StagedFile
@@ -72,6 +77,85 @@ class RemoteFile:
 
 
 @dataclass(frozen=True)
+class Refs:
+    """A repository's branches and tags, each name -> commit id."""
+
+    branches: dict[str, str]
+    tags: dict[str, str]
+
+
+class HubBackend(Protocol):
+    """What a release needs from a Hub. :class:`HfHubBackend` (huggingface_hub) is the one
+    real implementation; the loopback Hub of the tests is driven through it.
+
+    Each method is one Hub operation and raises on failure. Retries, the deadline, redaction
+    and verification stay in this module, which classifies a failure by its
+    ``response.status_code`` or its transport error type (:func:`transient`); request
+    timeouts are the back-end's own (:func:`make_api` sets them). A missing repository is
+    ``None``, not an error.
+    """
+
+    @property
+    def endpoint(self) -> str:
+        """The Hub's base URL (commit links, and the key of cached file texts)."""
+        ...
+
+    def token(self) -> str | None:
+        """The token requests carry (given, or discovered: :func:`stored_token`)."""
+        ...
+
+    def whoami(self, token: str) -> dict[str, Any]:
+        """The Hub's account record for ``token``: ``name``, ``orgs``, ``auth.accessToken``."""
+        ...
+
+    def repo_private(self, repo_id: str) -> bool | None:
+        """The repository's visibility; None when it does not exist (or is not visible)."""
+        ...
+
+    def refs(self, repo_id: str) -> Refs | None:
+        """Branches and tags; None when the repository does not exist."""
+        ...
+
+    def list_files(self, repo_id: str, revision: str) -> dict[str, RemoteFile]:
+        """Every file (not folder) at ``revision``, by path."""
+        ...
+
+    def read_file(self, repo_id: str, path: str, revision: str) -> bytes | None:
+        """A small file's first MiB at ``revision``; None when the file is not there."""
+        ...
+
+    def create_repo(self, repo_id: str, *, private: bool) -> None:
+        """Create the model repository; an existing one is not an error."""
+        ...
+
+    def commit_operations(self, adds: Mapping[str, StagedFile], deletes: Sequence[str]) -> Any:
+        """The operations of one commit (upload ``adds`` by path, delete ``deletes``), made
+        once and passed to every :meth:`create_commit` attempt, so that files an attempt
+        already uploaded are not sent again."""
+        ...
+
+    def create_commit(
+        self,
+        repo_id: str,
+        operations: Any,
+        *,
+        message: str,
+        description: str,
+        revision: str,
+        parent: str | None,
+    ) -> str:
+        """One commit on branch ``revision`` whose parent must be ``parent`` (the Hub refuses
+        it when the branch moved); returns its commit id."""
+        ...
+
+    def create_tag(self, repo_id: str, tag: str, *, revision: str, message: str) -> None:
+        """Tag commit ``revision``; an existing tag of that name is not an error."""
+        ...
+
+    def delete_tag(self, repo_id: str, tag: str) -> None: ...
+
+
+@dataclass(frozen=True)
 class FileAction:
     path: str
     size: int
@@ -119,13 +203,147 @@ class PublishResult:
     dry_run: bool = False
 
 
-def make_api(token: str | None = None) -> Any:
-    """An ``HfApi``; the token comes from ``HF_TOKEN`` or huggingface_hub's own discovery.
-    Every request it makes has connect and read timeouts (:func:`use_timeouts`)."""
+def make_api(token: str | None = None) -> HubBackend:
+    """The Hub back-end at ``HF_ENDPOINT`` (huggingface_hub's ``HfApi``); the token comes from
+    ``HF_TOKEN`` or huggingface_hub's own discovery. Every request it makes has connect and
+    read timeouts (:func:`use_timeouts`)."""
     from huggingface_hub import HfApi
 
     use_timeouts()
-    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token)
+    return HfHubBackend(HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token))
+
+
+class HfHubBackend:
+    """:class:`HubBackend` on huggingface_hub's ``HfApi``."""
+
+    def __init__(self, api: Any) -> None:
+        self.api = api
+
+    @property
+    def endpoint(self) -> str:
+        return str(self.api.endpoint)
+
+    def token(self) -> str | None:
+        given = self.api.token
+        return given if isinstance(given, str) else stored_token()
+
+    def whoami(self, token: str) -> dict[str, Any]:
+        return self.api.whoami(token=token)  # type: ignore[no-any-return]
+
+    def repo_private(self, repo_id: str) -> bool | None:
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        try:
+            info = self.api.repo_info(repo_id)
+        except RepositoryNotFoundError:
+            return None
+        return bool(getattr(info, "private", False))
+
+    def refs(self, repo_id: str) -> Refs | None:
+        from huggingface_hub.errors import RepositoryNotFoundError
+
+        try:
+            refs = self.api.list_repo_refs(repo_id)
+        except RepositoryNotFoundError:
+            return None
+        return Refs(
+            {b.name: b.target_commit for b in refs.branches},
+            {t.name: t.target_commit for t in refs.tags},
+        )
+
+    def list_files(self, repo_id: str, revision: str) -> dict[str, RemoteFile]:
+        from huggingface_hub.hf_api import RepoFile
+
+        entries = self.api.list_repo_tree(repo_id, recursive=True, revision=revision)
+        return {
+            e.path: RemoteFile(e.path, e.size, e.blob_id, e.lfs.sha256 if e.lfs else None)
+            for e in entries
+            if isinstance(e, RepoFile)
+        }
+
+    def read_file(self, repo_id: str, path: str, revision: str) -> bytes | None:
+        import tempfile
+
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        with tempfile.TemporaryDirectory(prefix="r1release-") as tmp:
+            try:
+                got = hf_hub_download(
+                    repo_id,
+                    path,
+                    revision=revision,
+                    local_dir=tmp,
+                    endpoint=self.api.endpoint,
+                    token=self.api.token,
+                )
+            except EntryNotFoundError:
+                return None
+            with open(got, "rb") as fh:
+                return fh.read(1 << 20)
+
+    def create_repo(self, repo_id: str, *, private: bool) -> None:
+        self.api.create_repo(repo_id, private=private, exist_ok=True)
+
+    def commit_operations(self, adds: Mapping[str, StagedFile], deletes: Sequence[str]) -> Any:
+        """A file uploaded from disk declares the sha256 the deep scan found, so
+        huggingface_hub does not read it again to hash it and the Hub refuses other bytes."""
+        from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+        ops: list[Any] = []
+        for path, staged in adds.items():
+            op = CommitOperationAdd(path, staged.data())
+            if staged.content is None and staged.sha256:
+                op.upload_info.sha256 = bytes.fromhex(staged.sha256)  # UploadInfo's own setter
+            ops.append(op)
+        ops.extend(CommitOperationDelete(path) for path in deletes)
+        return ops
+
+    def create_commit(
+        self,
+        repo_id: str,
+        operations: Any,
+        *,
+        message: str,
+        description: str,
+        revision: str,
+        parent: str | None,
+    ) -> str:
+        info = self.api.create_commit(
+            repo_id,
+            operations,
+            commit_message=message,
+            commit_description=description,
+            revision=revision,
+            parent_commit=parent,
+        )
+        return str(info.oid)
+
+    def create_tag(self, repo_id: str, tag: str, *, revision: str, message: str) -> None:
+        self.api.create_tag(repo_id, tag=tag, revision=revision, tag_message=message, exist_ok=True)
+
+    def delete_tag(self, repo_id: str, tag: str) -> None:
+        self.api.delete_tag(repo_id, tag=tag)
+
+
+def stored_token() -> str | None:
+    """The token huggingface_hub finds: ``HF_TOKEN``, ``HF_TOKEN_PATH``, ``hf auth login``'s
+    stored one; with ``HF_OIDC_RESOURCE``, a trusted-publishing token exchanged now (and
+    cached for the process), raising when the exchange fails."""
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def card_metadata(values: Mapping[str, Any]) -> str:
+    """A model card's YAML metadata as the Hub writes it (huggingface_hub's ``ModelCardData``):
+    ``values`` are its fields, ``eval_results`` a list of ``EvalResult`` keyword arguments."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    fields = dict(values)
+    if "eval_results" in fields:
+        fields["eval_results"] = [EvalResult(**e) for e in fields["eval_results"]]
+    return str(ModelCardData(**fields).to_yaml())
 
 
 def request_timeouts() -> tuple[float, float]:
@@ -206,21 +424,17 @@ def new_repo_plan(
 
 
 def plan_release(
-    api: Any, stage: Stage, *, revision: str = "main", access: Access | None = None
+    api: HubBackend, stage: Stage, *, revision: str = "main", access: Access | None = None
 ) -> Plan:
     """Compare the staged files with the Hub; sends only read (GET) requests."""
     model = stage.model
-    refs = _retry(
-        "reading the repository's refs", lambda: _refs_or_none(api, model.repo_id), wrote=False
-    )
+    refs = _retry("reading the repository's refs", lambda: api.refs(model.repo_id), wrote=False)
     anonymous = access is not None and access.user is None
     if refs is None:
         return new_repo_plan(stage, revision=revision, anonymous=anonymous)
-    heads = {b.name: b.target_commit for b in refs.branches}
-    tags = {t.name: t.target_commit for t in refs.tags}
-    head = heads.get(revision)
+    head = refs.branches.get(revision)
     head_files = _remote_files(api, model.repo_id, head) if head else {}
-    tag_target = tags.get(stage.version)
+    tag_target = refs.tags.get(stage.version)
     if tag_target == head:
         tag_files = head_files
     else:
@@ -245,18 +459,14 @@ def plan_release(
 
 
 def preflight(
-    api: Any, repo_id: str, *, private: bool, publishing: bool, allow_public: bool = False
+    api: HubBackend, repo_id: str, *, private: bool, publishing: bool, allow_public: bool = False
 ) -> Access:
     """Before the checkpoint is read: is there a token, does the Hub answer, may the token
     write to ``repo_id``, does its visibility match ``private``. A problem that would make
     publishing fail raises :class:`PreflightError` (one line naming the cause and the fix)
     when ``publishing``; a dry run only learns what it can (without a token a private
     repository is invisible, and the plan says so)."""
-    token = api.token if isinstance(api.token, str) else None
-    if token is None:
-        from huggingface_hub import get_token
-
-        token = get_token()  # HF_TOKEN, HF_TOKEN_PATH, `hf auth login`'s stored token
+    token = api.token()  # given, or HF_TOKEN, HF_TOKEN_PATH, `hf auth login`'s stored token
     if token:
         remember_secret(token)  # scrubbed from every message, wherever it came from
     elif publishing:
@@ -269,7 +479,7 @@ def preflight(
     me: dict[str, Any] = {}
     if token:
         try:
-            me = _retry("checking the token (whoami)", lambda: api.whoami(token=token), wrote=False)
+            me = _retry("checking the token (whoami)", lambda: api.whoami(token), wrote=False)
         except PublishError as exc:
             if exc.status == 401:
                 raise PreflightError(
@@ -288,7 +498,7 @@ def preflight(
     if publishing:
         _check_write_role(me, repo_id)
     try:
-        info = _retry(f"reading {repo_id}", lambda: _repo_info_or_none(api, repo_id), wrote=False)
+        is_private = _retry(f"reading {repo_id}", lambda: api.repo_private(repo_id), wrote=False)
     except PublishError as exc:
         if exc.status == 401:
             raise PreflightError(
@@ -296,7 +506,7 @@ def preflight(
                 hint="set HF_TOKEN to a valid write token, or run `hf auth login`",
             ) from None
         raise _unreachable(exc) from None
-    if info is None:
+    if is_private is None:
         owner = repo_id.split("/", 1)[0]
         if publishing and user is not None and owner != user and owner not in orgs:
             member = f"{user} or the organizations {', '.join(orgs)}" if orgs else user
@@ -307,7 +517,6 @@ def preflight(
                 "repository first, or fix repo_id in release.yaml",
             )
         return Access(user, False, None, orgs)
-    is_private = bool(getattr(info, "private", False))
     if publishing and private and not is_private and not allow_public:
         raise PreflightError(
             f"{repo_id} is public on the Hub, but release.yaml says private: true",
@@ -356,19 +565,10 @@ def _unreachable(exc: PublishError) -> PreflightError:
     )
 
 
-def _repo_info_or_none(api: Any, repo_id: str) -> Any:
-    from huggingface_hub.errors import RepositoryNotFoundError
-
-    try:
-        return api.repo_info(repo_id)
-    except RepositoryNotFoundError:
-        return None
-
-
 def publish(
     stage: Stage,
     *,
-    api: Any = None,
+    api: HubBackend | None = None,
     revision: str = "main",
     force: bool = False,
     dry_run: bool = False,
@@ -406,7 +606,7 @@ def publish(
 
 
 def _publish(
-    api: Any,
+    api: HubBackend,
     stage: Stage,
     revision: str,
     force: bool,
@@ -436,13 +636,7 @@ def _publish(
     _unchanged_since_scan(stage)  # before the first write
     if not plan.repo_exists:
         say(f"creating {'private' if plan.private else 'public'} repository {plan.repo_id}")
-        _call(
-            "creating the repository",
-            api.create_repo,
-            plan.repo_id,
-            private=plan.private,
-            exist_ok=True,
-        )
+        _call("creating the repository", api.create_repo, plan.repo_id, private=plan.private)
         plan = plan_release(api, stage, revision=revision, access=access)  # its first commit
     commit, created = plan.head or "", False
     if plan.needs_commit:
@@ -455,22 +649,21 @@ def _publish(
         say(f"{plan.revision} already holds these files at {commit[:12]}: tagging it, no commit")
     if plan.tag_target and plan.tag_target != commit:  # --force: move the tag
         say(f"moving tag {plan.version} from {plan.tag_target[:12]} to {commit[:12]}")
-        _call("deleting the old tag", api.delete_tag, plan.repo_id, tag=plan.version)
+        _call("deleting the old tag", api.delete_tag, plan.repo_id, plan.version)
     say(f"tagging {commit[:12]} as {plan.version}")
     _call(
         "creating the tag",
         api.create_tag,
         plan.repo_id,
-        tag=plan.version,
+        plan.version,
         revision=commit,
-        tag_message=plan.commit_message,
-        exist_ok=True,
+        message=plan.commit_message,
     )
     try:
         verify(api, stage, plan.version)
     except PublishError as failure:
-        refs = _retry("reading the tags", lambda: _refs_or_none(api, plan.repo_id), wrote=True)
-        target = {t.name: t.target_commit for t in refs.tags}.get(plan.version) if refs else None
+        refs = _retry("reading the tags", lambda: api.refs(plan.repo_id), wrote=True)
+        target = refs.tags.get(plan.version) if refs else None
         if target == commit and isinstance(failure, VerificationMismatch):
             _untag(api, plan, commit, failure, say)  # the files at our new tag are wrong
         if target == commit:  # the check itself could not be made: say what is left
@@ -493,7 +686,7 @@ def _publish(
     )
 
 
-def _untag(api: Any, plan: Plan, commit: str, failure: PublishError, say: Log) -> None:
+def _untag(api: HubBackend, plan: Plan, commit: str, failure: PublishError, say: Log) -> None:
     """Verification found other files than staged at the tag just created: remove that tag,
     so no version tag ever names content that was not checked."""
     say(f"verification failed: removing tag {plan.version} from {commit[:12]}")
@@ -502,7 +695,7 @@ def _untag(api: Any, plan: Plan, commit: str, failure: PublishError, say: Log) -
             "removing the tag after a failed verification",
             api.delete_tag,
             plan.repo_id,
-            tag=plan.version,
+            plan.version,
         )
     except PublishError as exc:
         raise PublishError(
@@ -526,16 +719,7 @@ def _unchanged_since_scan(stage: Stage) -> None:
         )
 
 
-def _refs_or_none(api: Any, repo_id: str) -> Any:
-    from huggingface_hub.errors import RepositoryNotFoundError
-
-    try:
-        return api.list_repo_refs(repo_id)
-    except RepositoryNotFoundError:
-        return None
-
-
-def _commit_once(api: Any, stage: Stage, plan: Plan, say: Log) -> tuple[str, bool]:
+def _commit_once(api: HubBackend, stage: Stage, plan: Plan, say: Log) -> tuple[str, bool]:
     """Make the release's single commit, even across retries, lost replies and rivals.
 
     The commit names the planned head as its parent, so the Hub refuses it (412) when the
@@ -543,20 +727,20 @@ def _commit_once(api: Any, stage: Stage, plan: Plan, say: Log) -> tuple[str, boo
     exactly the staged files — the commit landed but its reply was lost, or a concurrent
     release of the same files won — that commit is the release's and nothing is resent.
     """
-    operations = _operations(plan)
+    operations = _operations(api, plan)
     for attempt, delay in enumerate((*RETRY_DELAYS, None), 1):
         check_deadline("committing the release")
         _unchanged_since_scan(stage)
         try:
-            info = api.create_commit(
+            oid = api.create_commit(
                 plan.repo_id,
                 operations,
-                commit_message=plan.commit_message,
-                commit_description=_description(stage),
+                message=plan.commit_message,
+                description=_description(stage),
                 revision=plan.revision,
-                parent_commit=plan.head,
+                parent=plan.head,
             )
-            return info.oid, True
+            return oid, True
         except Exception as exc:
             current = plan_release(api, stage, revision=plan.revision)
             if current.tag_matches or current.head_matches:
@@ -579,7 +763,7 @@ def _commit_once(api: Any, stage: Stage, plan: Plan, say: Log) -> tuple[str, boo
     raise AssertionError("unreachable")
 
 
-def verify(api: Any, stage: Stage, revision: str) -> None:
+def verify(api: HubBackend, stage: Stage, revision: str) -> None:
     """Every staged file is on the Hub at ``revision`` with the same hash, and nothing else
     (a ``.gitattributes`` of the checkpoint is there when the Hub's holds all its lines)."""
     remote = _remote_files(api, stage.model.repo_id, revision)
@@ -608,18 +792,12 @@ def verify(api: Any, stage: Stage, revision: str) -> None:
 # ------------------------------------------------------------------------------ helpers
 
 
-def _remote_files(api: Any, repo_id: str, revision: str) -> dict[str, RemoteFile]:
-    from huggingface_hub.hf_api import RepoFile
-
-    def listing() -> dict[str, RemoteFile]:
-        entries = api.list_repo_tree(repo_id, recursive=True, revision=revision)
-        return {
-            e.path: RemoteFile(e.path, e.size, e.blob_id, e.lfs.sha256 if e.lfs else None)
-            for e in entries
-            if isinstance(e, RepoFile)
-        }
-
-    return _retry(f"listing the files at {revision}", listing, wrote=False)
+def _remote_files(api: HubBackend, repo_id: str, revision: str) -> dict[str, RemoteFile]:
+    return _retry(
+        f"listing the files at {revision}",
+        lambda: api.list_files(repo_id, revision),
+        wrote=False,
+    )
 
 
 def _matches(local: StagedFile, remote: RemoteFile) -> bool:
@@ -631,7 +809,7 @@ def _matches(local: StagedFile, remote: RemoteFile) -> bool:
 
 
 def _matches_at(
-    api: Any, stage: Stage, local: StagedFile, remote: RemoteFile, revision: str | None
+    api: HubBackend, stage: Stage, local: StagedFile, remote: RemoteFile, revision: str | None
 ) -> bool:
     if local.path == GITATTRIBUTES and revision is not None:
         held = _remote_text(api, stage.model.repo_id, GITATTRIBUTES, revision)
@@ -663,7 +841,7 @@ def _missing_lines(local: bytes, held: bytes | None) -> list[bytes]:
 
 
 def _merged_gitattributes(
-    api: Any, stage: Stage, head: str | None, head_files: dict[str, RemoteFile]
+    api: HubBackend, stage: Stage, head: str | None, head_files: dict[str, RemoteFile]
 ) -> dict[str, StagedFile]:
     """The staged files, with a checkpoint's ``.gitattributes`` merged into the Hub's: the
     Hub's lines (its LFS rules) stay, the checkpoint's missing ones are appended; when none is
@@ -694,7 +872,7 @@ def _merged_gitattributes(
 _texts: dict[tuple[str, str, str, str], bytes | None] = {}  # by commit id: they never change
 
 
-def _remote_text(api: Any, repo_id: str, path: str, revision: str) -> bytes | None:
+def _remote_text(api: HubBackend, repo_id: str, path: str, revision: str) -> bytes | None:
     """A small file's bytes on the Hub at ``revision`` (None when it is not there); fetched
     once per commit id, as a plan compares the same commit several times."""
     key = (api.endpoint, repo_id, path, revision)
@@ -706,29 +884,12 @@ def _remote_text(api: Any, repo_id: str, path: str, revision: str) -> bytes | No
     return text
 
 
-def _fetch_text(api: Any, repo_id: str, path: str, revision: str) -> bytes | None:
-    import tempfile
-
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    def fetch() -> bytes | None:
-        with tempfile.TemporaryDirectory(prefix="r1release-") as tmp:
-            try:
-                got = hf_hub_download(
-                    repo_id,
-                    path,
-                    revision=revision,
-                    local_dir=tmp,
-                    endpoint=api.endpoint,
-                    token=api.token,
-                )
-            except EntryNotFoundError:
-                return None
-            with open(got, "rb") as fh:
-                return fh.read(1 << 20)
-
-    return _retry(f"reading {path} at {revision[:12]}", fetch, wrote=False)
+def _fetch_text(api: HubBackend, repo_id: str, path: str, revision: str) -> bytes | None:
+    return _retry(
+        f"reading {path} at {revision[:12]}",
+        lambda: api.read_file(repo_id, path, revision),
+        wrote=False,
+    )
 
 
 def _actions(
@@ -746,23 +907,12 @@ def _actions(
     return tuple(actions)
 
 
-def _operations(plan: Plan) -> list[Any]:
-    """Commit operations; a file uploaded from disk declares the sha256 the deep scan found, so
-    huggingface_hub does not read it again to hash it and the Hub refuses other bytes."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-
+def _operations(api: HubBackend, plan: Plan) -> Any:
+    """The commit's operations: the new and changed files, then the deleted ones."""
     files = plan.files or {}
-    ops: list[Any] = []
-    for action in plan.actions:
-        if action.state in ("new", "changed"):
-            staged = files[action.path]
-            op = CommitOperationAdd(action.path, staged.data())
-            if staged.content is None and staged.sha256:
-                op.upload_info.sha256 = bytes.fromhex(staged.sha256)  # UploadInfo's own setter
-            ops.append(op)
-        elif action.state == "deleted":
-            ops.append(CommitOperationDelete(action.path))
-    return ops
+    adds = {a.path: files[a.path] for a in plan.actions if a.state in ("new", "changed")}
+    deletes = [a.path for a in plan.actions if a.state == "deleted"]
+    return api.commit_operations(adds, deletes)
 
 
 def _message(stage: Stage) -> str:
