@@ -131,13 +131,13 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def card_data(model: ModelConfig, summary: TrainingSummary) -> Any:
-    """The card's YAML metadata as ``huggingface_hub.ModelCardData`` (no null values)."""
-    from huggingface_hub import EvalResult, ModelCardData
+def card_data(model: ModelConfig, summary: TrainingSummary) -> str:
+    """The card's YAML metadata, through huggingface_hub's ``ModelCardData`` (no null values)."""
+    from r1release.hub import card_metadata
 
     dataset = model.dataset_name
     eval_results = [
-        EvalResult(
+        dict(
             task_type="text-generation",
             dataset_type=dataset or "custom",
             dataset_name=dataset or "evaluation set",
@@ -157,7 +157,7 @@ def card_data(model: ModelConfig, summary: TrainingSummary) -> Any:
         "model_name": model.name,
         "eval_results": eval_results or None,
     }
-    return ModelCardData(**{k: v for k, v in values.items() if v is not None})
+    return card_metadata({k: v for k, v in values.items() if v is not None})
 
 
 DEFAULT_TEMPLATE = """\
@@ -256,7 +256,7 @@ def render_card(
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
     summary = training_summary(ckpt)
     context = {
-        "card_data": card_data(model, summary).to_yaml(),
+        "card_data": card_data(model, summary),
         "model": _model_data(model),
         "model_ref": model_ref or model.repo_id,
         "base_link": _link(model.base_model, ""),

@@ -96,13 +96,11 @@ def _trusted_publishing() -> None:
     resource = os.environ.get("HF_OIDC_RESOURCE")
     if not resource:
         return
-    from huggingface_hub import get_token
-
     from r1release.errors import redact, remember_secret
-    from r1release.hub import PublishError
+    from r1release.hub import PublishError, stored_token
 
     try:
-        token = get_token()  # huggingface_hub exchanges it (and caches it for this process)
+        token = stored_token()  # huggingface_hub exchanges it (and caches it for this process)
     except Exception as exc:
         raise PublishError(
             f"trusted publishing for {resource}: the OIDC token exchange failed: "
