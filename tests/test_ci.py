@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from click.testing import CliRunner
 
 from r1release import ci
@@ -84,6 +85,7 @@ def test_json_format_stays_json_in_github_actions(checkpoint, monkeypatch):
     assert result.stdout.lstrip().startswith("{")
 
 
+@pytest.mark.e2e
 def test_release_outputs_and_summary(hub, checkpoint, tmp_path):
     write_release_yaml(tmp_path, checkpoint("qwen2.5-base-after-chatml-sft"))
     outputs, summary = tmp_path / "output", tmp_path / "summary.md"

@@ -10,6 +10,8 @@ import pytest
 
 from factory import REPO
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 pytest.importorskip("trl")
 
 

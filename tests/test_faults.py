@@ -20,6 +20,8 @@ import pytest
 from helpers import REPO_ID, r1release, write_release_yaml
 from hubserver import client_env
 
+pytestmark = pytest.mark.e2e
+
 RELIABILITY_AREA = "Hub faults"
 ARGS = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
 RELEASE = ("release", "--publish", "--model", "OpenR1-Tiny", "--version", "v1.0.0")

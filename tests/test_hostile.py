@@ -543,7 +543,10 @@ def _subprocess(
     )
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+@pytest.mark.parametrize(
+    "case",  # the cases that could block or exhaust memory run in a killable process: e2e
+    [pytest.param(c, id=str(c), marks=[pytest.mark.e2e] if c.subprocess else []) for c in CASES],
+)
 def test_hostile_input(
     case: Case, workspace: Workspace, tmp_path, tmp_path_factory, request, monkeypatch, record
 ):

@@ -50,6 +50,7 @@ def seed(hub: HubServer) -> tuple[str, str]:
     return first, second
 
 
+@pytest.mark.e2e
 def test_create_repo_private_then_exist_ok_then_repo_info(hub: HubServer, tmp_path: Path) -> None:
     result = run_client(
         hub,
@@ -72,6 +73,7 @@ def test_create_repo_private_then_exist_ok_then_repo_info(hub: HubServer, tmp_pa
     assert [e.status for e in hub.log if e.kind == "create-repo"] == [200, 409, 409]
 
 
+@pytest.mark.e2e
 def test_upload_folder_makes_one_commit_with_basic_and_multipart_lfs(
     chunked_hub: HubServer, tmp_path: Path
 ) -> None:
@@ -122,6 +124,7 @@ def test_upload_folder_makes_one_commit_with_basic_and_multipart_lfs(
     assert hub.bytes_received() > 155_000
 
 
+@pytest.mark.e2e
 def test_tags_and_pull_request_refs(hub: HubServer, tmp_path: Path) -> None:
     first, second = seed(hub)
     result = run_client(
@@ -159,6 +162,7 @@ def test_tags_and_pull_request_refs(hub: HubServer, tmp_path: Path) -> None:
     assert "/org/m/resolve/refs/pr/1/pr.txt" in [e.path for e in hub.log]  # refs%2Fpr%2F1
 
 
+@pytest.mark.e2e
 def test_downloads_at_a_tag_are_byte_identical(hub: HubServer, tmp_path: Path) -> None:
     first, second = seed(hub)
     result = run_client(
@@ -198,6 +202,7 @@ def test_downloads_at_a_tag_are_byte_identical(hub: HubServer, tmp_path: Path) -
     assert result["sub"] == ["sub/notes.txt"]
 
 
+@pytest.mark.e2e
 def test_commit_is_not_retried_but_preupload_is(hub: HubServer, tmp_path: Path) -> None:
     hub.add_repo("org/m")
     hub.fail("POST", r"/commit/", status=503, retry_after=0)
@@ -231,6 +236,7 @@ def test_commit_is_not_retried_but_preupload_is(hub: HubServer, tmp_path: Path) 
     assert hub.commit_counts == {"org/m": 1}
 
 
+@pytest.mark.e2e
 def test_dropped_connections(hub: HubServer, tmp_path: Path) -> None:
     hub.add_repo("org/m")
     hub.fail("POST", r"/preupload/", drop=True)  # retried by http_backoff
@@ -268,6 +274,7 @@ def test_midway_reset_cuts_an_upload_while_the_client_sends(hub: HubServer) -> N
     assert entry.received == len(body) // 2
 
 
+@pytest.mark.e2e
 def test_not_found_errors_and_refused_commits(hub: HubServer, tmp_path: Path) -> None:
     first, second = seed(hub)
     result = run_client(
@@ -310,6 +317,7 @@ def test_not_found_errors_and_refused_commits(hub: HubServer, tmp_path: Path) ->
     assert hub.commit_counts == {}
 
 
+@pytest.mark.e2e
 def test_read_only_calls_make_no_writes(hub: HubServer, tmp_path: Path) -> None:
     seed(hub)
     code = """
@@ -327,6 +335,7 @@ def test_read_only_calls_make_no_writes(hub: HubServer, tmp_path: Path) -> None:
     assert [e.kind for e in hub.writes()] == ["preupload", "commit"]
 
 
+@pytest.mark.e2e
 def test_the_token_never_reaches_the_log(tmp_path: Path) -> None:
     good, wrong = "hf_GOODsecret0123456789", "hf_WRONGsecret9876543210"
     with HubServer(tokens={good: "alice"}, auth="all") as hub:
@@ -389,6 +398,7 @@ def test_state_survives_a_restart_with_a_data_dir(tmp_path: Path) -> None:
         assert hub.files("org/m")["model.safetensors"] == b"weights"
 
 
+@pytest.mark.e2e
 def test_runs_by_hand_until_ctrl_c(tmp_path: Path) -> None:
     script = Path(hubserver.__file__)
     cmd = [sys.executable, str(script), "--port", "0", "--data", str(tmp_path)]

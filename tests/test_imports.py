@@ -5,9 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 SCRIPT = """
 import sys
 from r1release.cli import main
+
 try:
     main({args!r})
 except SystemExit as exc:

@@ -368,6 +368,7 @@ print("RESULT " + json.dumps({"code": code, "heavy": heavy}))
 """
 
 
+@pytest.mark.e2e
 def test_a_warm_deep_check_imports_neither_torch_nor_model_code(checkpoint, cache):
     path = no_head(checkpoint(QWEN))
     [cold] = findings(path)  # fills the cache, in this interpreter

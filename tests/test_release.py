@@ -15,6 +15,8 @@ from factory import tiny_qwen2
 from helpers import REPO_ID, TOKEN, r1release, write_release_yaml
 from hubserver import run_client
 
+pytestmark = pytest.mark.e2e
+
 
 def digests(path: Path) -> dict[str, str]:
     return {

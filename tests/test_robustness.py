@@ -261,6 +261,7 @@ def _read_only_mount_works(probe: Path) -> bool:
     return proc.returncode == 0 and not (probe / "x").exists()
 
 
+@pytest.mark.e2e
 def test_fix_on_a_read_only_mount(checkpoint, tmp_path, record):
     """The real thing: the checkpoint on a read-only bind mount (a private mount namespace,
     so root gets EROFS too); skipped where mount namespaces are not allowed."""
@@ -309,6 +310,7 @@ def _unprivileged(probe: Path) -> list[str] | None:
     return prefix if proc.returncode == 0 else None
 
 
+@pytest.mark.e2e
 def test_fix_on_a_chmod_read_only_checkpoint(checkpoint, tmp_path, record):
     """chmod 0o555 on the directory, 0o444 on the files. Root writes through file modes, so
     as root the fix runs without capabilities (a user namespace keeping its uid)."""

@@ -267,6 +267,7 @@ SUBPROCESS = [
 @pytest.mark.parametrize(
     ("name", "args", "github", "fault", "code"), SUBPROCESS, ids=[c[0] for c in SUBPROCESS]
 )
+@pytest.mark.e2e
 def test_token_not_leaked_by_the_cli(ws, hub, record, name, args, github, fault, code):
     env = {}
     if github:
@@ -306,6 +307,7 @@ def _trusted_env(ws: Workspace) -> dict[str, str]:
     )
 
 
+@pytest.mark.e2e
 def test_trusted_publishing_masks_the_exchanged_token(ws, hub, record):
     hub.tokens = {}  # only a token from the OIDC exchange is accepted
     result = r1release(hub, ws.root, "--debug", "release", token=None, env=_trusted_env(ws))
@@ -337,6 +339,7 @@ def test_trusted_publishing_masks_the_exchanged_token(ws, hub, record):
     assert not found
 
 
+@pytest.mark.e2e
 def test_failed_token_exchange_is_one_clear_line(ws, hub, record):
     hub.fail("POST", r"^/oauth/token$", status=401, body=f'{{"error": "bad token {ID_TOKEN}"}}',
              headers={"X-Error-Message": f"invalid subject_token {ID_TOKEN}"})  # fmt: skip

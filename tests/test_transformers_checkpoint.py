@@ -11,6 +11,8 @@ from r1release.fixes import apply_fixes, plan_fixes
 
 from factory import tiny_qwen2
 
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 
 

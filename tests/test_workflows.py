@@ -842,6 +842,7 @@ def test_plan_then_approved_publish():
         assert runs == ({k: False for k in runs} if kind == "dry run" else expected), kind
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("tag", ["v1.0.0", "OpenR1-Tiny@v1.0.0"])
 def test_tag_push_releases(hub, tmp_path, workspace, checkpoint, tag):
     if "@" in tag:  # several models (NAME@v* tags): the other model is left alone
@@ -869,6 +870,7 @@ def test_tag_push_releases(hub, tmp_path, workspace, checkpoint, tag):
         assert run is None or TOKEN not in run.text().replace(f"::add-mask::{TOKEN}", "")
 
 
+@pytest.mark.e2e
 def test_publish_refuses_what_was_not_approved(hub, tmp_path, workspace):
     """A checkpoint file changes after the plan was approved: the publish job stops with a
     line naming it, before a single write; the Hub saw read requests only."""
@@ -892,6 +894,7 @@ def test_publish_refuses_what_was_not_approved(hub, tmp_path, workspace):
     released(hub, github.run_job(workflow, "publish", needs=needs), "v1.0.0")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_workflow_dispatch(hub, tmp_path, workspace, dry_run):
     event = dispatch(model="OpenR1-Tiny", version="v1.1.0", dry_run=str(dry_run).lower())
@@ -962,6 +965,7 @@ class OidcHub(HubServer):
         return super()._handle(method, target, auth, rng, body)
 
 
+@pytest.mark.e2e
 def test_trusted_publishing(tmp_path, workspace):
     """vars.HF_TRUSTED_PUBLISHING=true: HF_OIDC_RESOURCE is the model's Hub repo, the job's
     OIDC id token is exchanged for a Hub token, the long-lived secret is not passed on."""
@@ -1023,6 +1027,7 @@ def test_actions_are_pinned_and_inputs_reach_scripts_through_env():
 # ------------------------------------------------------------------------------ action.yml
 
 
+@pytest.mark.e2e
 def test_composite_action(hub, tmp_path, workspace):
     action = load(ACTION)
     env = {"HF_TOKEN": TOKEN}  # the calling step's `env: HF_TOKEN: ${{ secrets.HF_TOKEN }}`
@@ -1055,6 +1060,7 @@ def test_composite_action(hub, tmp_path, workspace):
     assert TOKEN not in job.text().replace(f"::add-mask::{TOKEN}", "")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("dispatched", [{}, {"version": "v1.1.0"}])
 def test_composite_action_honours_a_dispatch_dry_run(hub, tmp_path, workspace, dispatched):
     """`dry-run: auto` with the action's `model`/`version` set: a workflow_dispatch whose
@@ -1069,6 +1075,7 @@ def test_composite_action_honours_a_dispatch_dry_run(hub, tmp_path, workspace, d
     assert "release OpenR1-Tiny v3.0.0 -> org/OpenR1-Tiny (dry run)" in job.step("Release").stderr
 
 
+@pytest.mark.e2e
 def test_composite_action_plan_and_approved_publish(hub, tmp_path, workspace):
     """README's two jobs with the action: `dry-run: true` + `manifest`, then
     `expect-manifest`, which refuses a changed checkpoint before any write."""
@@ -1132,6 +1139,7 @@ CPU_TORCH = ["install", "--quiet", "torch", "--index-url", "https://download.pyt
         ("skip", None, "none"),
     ],
 )
+@pytest.mark.e2e
 def test_composite_action_installs_torch(hub, tmp_path, mode, runner_torch, installs):
     """The `torch` input, with a stub python3 that logs what it is asked: `auto` uses the
     runner's torch when its python3 imports one, else the CPU build; `cpu` always the CPU
@@ -1169,6 +1177,7 @@ def test_composite_action_installs_torch(hub, tmp_path, mode, runner_torch, inst
 # ------------------------------------------------------------------------------ train.yml
 
 
+@pytest.mark.e2e
 def test_train_writes_where_release_yaml_says_and_checks(hub, tmp_path):
     workspace = tmp_path / "workspace"
     workspace.mkdir()
@@ -1211,6 +1220,7 @@ def test_train_writes_where_release_yaml_says_and_checks(hub, tmp_path):
 # ------------------------------------------------------------------------------ ci.yml
 
 
+@pytest.mark.e2e
 def test_ci_dry_runs_the_example_release_yaml(hub, tmp_path):
     """ci.yml's last step, as it is: a tiny checkpoint, its own loopback Hub, a dry run."""
     name = "Dry-run the example release.yaml against a loopback Hub"
@@ -1261,6 +1271,7 @@ def _tool(name: str) -> str:
     return found
 
 
+@pytest.mark.e2e
 def test_zizmor_finds_nothing():
     proc = subprocess.run(
         [_tool("zizmor"), "--offline", "--no-progress", ".github/workflows", "action.yml"],
@@ -1280,6 +1291,7 @@ def test_zizmor_finds_nothing():
         ("vendor.github-actions", [str(ACTION)]),
     ],
 )
+@pytest.mark.e2e
 def test_check_jsonschema(schema, files):
     tool = _tool("check-jsonschema")
     proc = subprocess.run(

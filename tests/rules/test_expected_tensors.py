@@ -19,6 +19,8 @@ from r1release.rules.expected_tensors import RULE
 from factory import build_checkpoint, safetensors_bytes, tensor_shapes, tiny_qwen2, write_weights
 from helpers import edit_json, rule_findings
 
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 
 QWEN = "qwen2.5-7b-instruct"

@@ -26,6 +26,8 @@ from r1release.rules.smoke_generate import NEEDS_TORCH, RULE
 from factory import build_checkpoint, real_cases, tiny_qwen2, write_json
 from helpers import edit_json, rule_findings
 
+pytestmark = pytest.mark.slow
+
 torch = pytest.importorskip("torch")
 
 QWEN = "qwen2.5-7b-instruct"  # stop tokens [<|im_end|> 151645, <|endoftext|> 151643]
