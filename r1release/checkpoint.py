@@ -1,8 +1,10 @@
 """A read-only view of a checkpoint directory.
 
-Reads JSON configs, the tokenizer, the chat template, safetensors *headers* (never the
-weights) and the file list. Nothing here imports torch; the tokenizer is loaded with
-transformers' ``PreTrainedTokenizerFast`` on first use only.
+Lists the files, reads JSON configs, and caches what the two other views give it: the
+safetensors *headers* (:mod:`r1release.safetensors_header`, never the weights) and the
+tokenizer and chat template (:mod:`r1release.tokenizer_view`, transformers'
+``PreTrainedTokenizerFast`` on first use only). Nothing here imports torch. The names those
+modules define are importable from here too.
 """
 
 from __future__ import annotations
@@ -12,10 +14,7 @@ import json
 import math
 import os
 import re
-import signal
 import stat
-import struct
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +23,31 @@ from pathlib import Path
 from typing import Any
 
 from r1release.errors import CheckpointError, FileUnreadable
+from r1release.safetensors_header import (  # noqa: F401  (re-exported: the public names moved)
+    DTYPE_SIZES,
+    MAX_DIM,
+    MAX_ELEMENTS,
+    MAX_HEADER,
+    MAX_RANK,
+    HeaderError,
+    SafetensorsHeader,
+    TensorInfo,
+    _reject_constant,
+    read_safetensors_header,
+)
+from r1release.tokenizer_view import (  # noqa: F401  (re-exported: the public names moved)
+    SENTENCEPIECE,
+    TOKENIZER_FILES,
+    ChatTemplate,
+    TemplateError,
+    TemplateTimeout,
+    TokenizerError,
+    find_chat_template,
+    load_tokenizer,
+    probe_turn_end_ids,
+    template_timeout,
+    time_limit,
+)
 
 CONFIG_JSON_FILES = (
     "config.json",
@@ -35,8 +59,6 @@ CONFIG_JSON_FILES = (
     "added_tokens.json",
 )
 INDEX_FILE = "model.safetensors.index.json"
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-SENTENCEPIECE = "tokenizer.model"  # transformers opens it too, when present
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
 
 # Training state that must never be uploaded; the leftovers rule reports these and the
@@ -58,19 +80,10 @@ LEFTOVER_PATTERNS = (
     ".git",  # a git repository: huggingface_hub refuses to upload anything under .git/
 )
 
-# safetensors dtypes: name -> bytes per element
-DTYPE_SIZES = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
-    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4,
-    "I64": 8, "U64": 8, "F64": 8, "C64": 8,
-}  # fmt: skip
-MAX_HEADER = 100_000_000  # the limit the safetensors library enforces
+
 MAX_JSON = 64 * 1024 * 1024
 MAX_JSON_DEPTH = 100  # configs nest a few levels; deeper ones only exhaust the stack
-MAX_DIM = 2**53  # bounds on a tensor's shape in a safetensors header (exclusive)
-MAX_ELEMENTS = 2**60
-MAX_RANK = 64
+
 MAX_DEPTH = 64  # directory levels listed below the checkpoint root
 MAX_ENTRIES = 100_000  # files and directories listed in one checkpoint
 # Files of the model that transformers does not read when it loads the tokenizer. It reads
@@ -97,93 +110,6 @@ class FileEntry:
     target: str | None = None  # symlink target as written
     escapes: bool = False  # symlink resolves outside the checkpoint, dangles, loops, or is special
     mtime_ns: int = 0  # of the file (the link's target for a symlink) when it was listed
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    dtype: str
-    shape: tuple[int, ...]
-    begin: int  # offsets relative to the start of the data section
-    end: int
-
-    @property
-    def nbytes(self) -> int:
-        return self.end - self.begin
-
-
-@dataclass(frozen=True)
-class SafetensorsHeader:
-    path: str
-    file_size: int
-    header_len: int
-    tensors: dict[str, TensorInfo]
-    metadata: dict[str, str]
-
-    @property
-    def data_start(self) -> int:
-        return 8 + self.header_len
-
-
-class HeaderError(FileUnreadable):
-    """A safetensors file whose header or layout is invalid."""
-
-
-class TokenizerError(FileUnreadable):
-    """The tokenizer files are present but transformers cannot load them."""
-
-
-class TemplateError(FileUnreadable):
-    """The chat template does not parse or does not render a simple conversation."""
-
-
-@dataclass(frozen=True)
-class ChatTemplate:
-    source: str  # file it came from
-    text: str
-
-    def render(self, tokenizer: Any, conversation: list[dict[str, str]], **kwargs: Any) -> str:
-        """``tokenizer.apply_chat_template(conversation, tokenize=False)`` with this template,
-        stopped after ``R1RELEASE_TEMPLATE_TIMEOUT`` seconds (default 10): a template is code,
-        and one that loops for hours must not hang a check (raises :class:`TemplateTimeout`)."""
-        with time_limit(template_timeout()):
-            return tokenizer.apply_chat_template(
-                conversation, chat_template=self.text, tokenize=False, **kwargs
-            )
-
-
-class TemplateTimeout(Exception):
-    def __init__(self, seconds: float) -> None:
-        super().__init__(f"rendering took longer than {seconds:g} s (an endless loop?)")
-
-
-def template_timeout() -> float:
-    try:
-        return float(os.environ.get("R1RELEASE_TEMPLATE_TIMEOUT", "10"))
-    except ValueError:
-        return 10.0
-
-
-@contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise :class:`TemplateTimeout` in the block after ``seconds`` of wall time. A timer
-    signal interrupts Python code only, so it is armed on the main thread of a POSIX process;
-    elsewhere (a worker thread, Windows) the block runs unlimited. Nested, the outer limit
-    holds."""
-    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if seconds <= 0 or not usable or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
-        yield  # no timer signal here, or an outer limit (or someone else's timer) is running
-        return
-
-    def expired(signum: int, frame: Any) -> None:
-        raise TemplateTimeout(seconds)
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def tokenizer_input(path: str) -> bool:
@@ -487,27 +413,7 @@ class Checkpoint:
 
     @cached_property
     def _tokenizer(self) -> Any:
-        for name in (*TOKENIZER_FILES, "chat_template.jinja", "added_tokens.json", SENTENCEPIECE):
-            entry = self._by_path.get(name)
-            if entry is not None and entry.escapes:
-                return TokenizerError(name, "symlink leaves the checkpoint directory; not read")
-        for name in self.special:  # transformers opens files at the top level of the directory
-            if "/" not in name or name.startswith("additional_chat_templates/"):
-                return TokenizerError(name, "not a regular file; the tokenizer is not loaded")
-        for name in ("tokenizer_config.json", "special_tokens_map.json"):
-            try:
-                self.json(name)
-            except FileUnreadable as exc:
-                return exc
-        if not self.exists("tokenizer.json"):
-            return TokenizerError(
-                "tokenizer.json", "missing; r1release needs a fast tokenizer (tokenizer.json)"
-            )
-        try:
-            return _load_fast_tokenizer(self.root)
-        except Exception as exc:  # transformers raises many kinds; all mean "does not load"
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return TokenizerError("tokenizer.json", f"does not load: {reason[:300]}")
+        return load_tokenizer(self)
 
     def tokenizer(self) -> Any:
         """The transformers fast tokenizer; raises :class:`TokenizerError` when it won't load."""
@@ -518,19 +424,7 @@ class Checkpoint:
 
     def chat_template(self) -> ChatTemplate | None:
         """The chat template, from ``chat_template.jinja`` first, then the JSON fields."""
-        if self.exists("chat_template.jinja"):
-            return ChatTemplate("chat_template.jinja", self.raw_text("chat_template.jinja"))
-        tok_config = self.json("tokenizer_config.json") or {}
-        value = tok_config.get("chat_template")
-        if isinstance(value, list):  # named templates: [{"name": "default", "template": ...}]
-            named = {t.get("name"): t.get("template") for t in value if isinstance(t, dict)}
-            value = named.get("default")
-        if isinstance(value, str) and value:
-            return ChatTemplate("tokenizer_config.json", value)
-        legacy = self.json("chat_template.json") or {}
-        if isinstance(legacy.get("chat_template"), str):
-            return ChatTemplate("chat_template.json", legacy["chat_template"])
-        return None
+        return find_chat_template(self)
 
     def turn_end_ids(self) -> tuple[int, ...]:
         """The special token(s) the chat template emits right after an assistant message."""
@@ -545,48 +439,7 @@ class Checkpoint:
         return value
 
     def _turn_end_ids(self) -> tuple[int, ...]:
-        template = self.chat_template()
-        if template is None:
-            return ()
-        tok = self.tokenizer()
-        try:
-            text = template.render(tok, _PROBE_CHAT)
-        except Exception as exc:  # jinja2 syntax/runtime errors, raise_exception(), a timeout
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise TemplateError(
-                template.source,
-                f"chat template does not render a conversation: "
-                f"{type(exc).__name__}: {reason[:200]}",
-            ) from None
-        special = set(tok.all_special_ids) | {
-            i for i, t in tok.added_tokens_decoder.items() if getattr(t, "special", False)
-        }
-        found: dict[int, None] = {}
-        for marker in _PROBE_ANSWERS:
-            at = text.find(marker) if isinstance(text, str) else -1
-            if at < 0:
-                continue
-            after = text[at + len(marker) :]
-            for token_id in tok.encode(after, add_special_tokens=False):
-                if token_id in special:
-                    found[token_id] = None
-                    break
-                if tok.decode([token_id]).strip():
-                    break  # text, not a special token, follows the answer
-        return tuple(found)
-
-
-_PROBE_ANSWERS = ("R1RELEASE_PROBE_FIRST_ANSWER", "R1RELEASE_PROBE_SECOND_ANSWER")
-_PROBE_CHAT = [
-    {"role": "user", "content": "What is 7 * 6?"},
-    {"role": "assistant", "content": _PROBE_ANSWERS[0]},
-    {"role": "user", "content": "And 6 * 7?"},
-    {"role": "assistant", "content": _PROBE_ANSWERS[1]},
-]
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
+        return probe_turn_end_ids(self)
 
 
 def _identity_of(info: os.stat_result) -> tuple[int, int, int]:
@@ -744,149 +597,3 @@ def key_path(path: tuple[str | int, ...] | list[str | int]) -> str:
     if len(out) > 120:
         out = f"{out[:70]}…{out[-40:]}"
     return out or "the document"
-
-
-def _load_fast_tokenizer(root: Path) -> Any:
-    # AutoTokenizer imports torch (about 3 s); the fast tokenizer class does not.
-    import logging
-
-    from transformers import PreTrainedTokenizerFast
-    from transformers.utils import logging as hf_logging
-
-    previous = hf_logging.get_verbosity()
-    hf_logging.set_verbosity(logging.ERROR)  # class-mismatch notices are noise here
-    try:
-        return PreTrainedTokenizerFast.from_pretrained(str(root), local_files_only=True)
-    finally:
-        hf_logging.set_verbosity(previous)
-
-
-def read_safetensors_header(path: Path, name: str) -> SafetensorsHeader:
-    """Read and validate a safetensors header; raises :class:`HeaderError` on any defect."""
-    try:
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size < 8:
-                raise HeaderError(name, f"{size} bytes is too short for a safetensors file")
-            (header_len,) = struct.unpack("<Q", fh.read(8))
-            if header_len > size - 8:
-                raise HeaderError(
-                    name,
-                    f"header length {header_len} runs past the end of the file "
-                    f"({size} bytes): the file is truncated or not safetensors",
-                )
-            if header_len > MAX_HEADER:
-                raise HeaderError(name, f"header length {header_len} exceeds the 100 MB limit")
-            raw = fh.read(header_len)
-    except OSError as exc:
-        raise HeaderError(name, f"cannot read: {exc.strerror}") from None
-    try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError:
-        raise HeaderError(name, "header is not UTF-8 JSON") from None
-    except (ValueError, RecursionError) as exc:
-        raise HeaderError(name, f"header is not valid JSON: {str(exc)[:200]}") from None
-    if not isinstance(doc, dict):
-        raise HeaderError(name, "header is not a JSON object")
-    metadata = doc.pop("__metadata__", None) or {}
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise HeaderError(name, "__metadata__ must map strings to strings")
-    tensors = {key: _tensor_info(name, key, value) for key, value in doc.items()}
-    _check_layout(name, tensors, size - 8 - header_len)
-    return SafetensorsHeader(name, size, header_len, tensors, metadata)
-
-
-def _tensor_info(file: str, key: str, value: Any) -> TensorInfo:
-    name = _tensor_name(key)
-    if not isinstance(value, dict):
-        raise HeaderError(file, f"tensor {name}: entry is not an object")
-    dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
-    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
-        shown = repr(dtype) if len(repr(dtype)) <= 40 else repr(dtype)[:39] + "…"
-        raise HeaderError(file, f"tensor {name}: unknown dtype {shown}")
-    if not isinstance(shape, list) or not all(
-        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
-    ):
-        raise HeaderError(file, f"tensor {name}: shape must be a list of non-negative ints")
-    if len(shape) > MAX_RANK:
-        raise HeaderError(
-            file, f"tensor {name}: shape has {len(shape)} dimensions (at most {MAX_RANK})"
-        )
-    for d in shape:  # a zero elsewhere in the shape must not hide an absurd dimension
-        if d >= MAX_DIM:
-            raise HeaderError(
-                file, f"tensor {name}: dimension {_number(d)} of its shape is absurd (>= 2^53)"
-            )
-    product = 1  # of the non-zero dimensions: a zero makes the tensor empty, not the shape sane
-    for d in shape:
-        product *= d or 1
-        if product >= MAX_ELEMENTS:
-            raise HeaderError(
-                file,
-                f"tensor {name}: shape {_shape(shape)} is absurd: its dimensions multiply to "
-                "2^60 or more",
-            )
-    elements = product if all(shape) else 0
-    if (
-        not isinstance(offsets, list)
-        or len(offsets) != 2
-        or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets)
-        or offsets[0] > offsets[1]
-    ):
-        raise HeaderError(file, f"tensor {name}: data_offsets must be [begin, end], begin <= end")
-    needed = elements * DTYPE_SIZES[dtype]
-    if offsets[1] - offsets[0] != needed:
-        raise HeaderError(
-            file,
-            f"tensor {name}: data_offsets span {_number(offsets[1] - offsets[0])} bytes but "
-            f"{dtype}{_shape(shape)} needs {needed}",
-        )
-    return TensorInfo(dtype, tuple(shape), offsets[0], offsets[1])
-
-
-def _tensor_name(key: str) -> str:
-    """``repr`` of a tensor name from an untrusted header, on one line and shortened."""
-    shown = repr(key)
-    return shown if len(shown) <= 120 else shown[:119] + "…"
-
-
-def _shape(shape: list[int]) -> str:
-    text = str(shape)
-    return text if len(text) <= 80 else text[:78] + "…]"
-
-
-def _number(n: int) -> str:
-    text = str(n)
-    return text if len(text) <= 30 else f"{text[:12]}…({len(text)} digits)"
-
-
-def _check_layout(file: str, tensors: dict[str, TensorInfo], data_size: int) -> None:
-    position, previous = 0, ""
-    for key, info in sorted(tensors.items(), key=lambda kv: (kv[1].begin, kv[1].end)):
-        if info.begin < position:
-            raise HeaderError(
-                file,
-                f"tensors {previous} and {_tensor_name(key)} overlap "
-                f"(bytes {info.begin}..{position})",
-            )
-        if info.begin > data_size:
-            raise HeaderError(
-                file,
-                f"tensor {_tensor_name(key)} starts at byte {_number(info.begin)} of the data "
-                f"but the file holds {data_size}: truncated",
-            )
-        if info.begin > position:
-            raise HeaderError(
-                file,
-                f"{info.begin - position} unused bytes before tensor {_tensor_name(key)}: "
-                "offsets must be contiguous",
-            )
-        position, previous = info.end, _tensor_name(key)
-    if position > data_size:
-        raise HeaderError(
-            file, f"truncated: tensor data needs {position} bytes but the file holds {data_size}"
-        )
-    if position < data_size:
-        raise HeaderError(file, f"{data_size - position} trailing bytes after the last tensor")

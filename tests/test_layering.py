@@ -30,9 +30,9 @@ LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("training.py",),
     ),
 }
-# transformers' tokenizer pieces (no model code): the checkpoint view loads the tokenizer.
+# transformers' tokenizer pieces (no model code): the tokenizer view loads the tokenizer.
 TOKENIZER_PIECES = frozenset({"transformers.PreTrainedTokenizerFast", "transformers.utils.logging"})
-TOKENIZER_USERS = ("checkpoint.py",)
+TOKENIZER_USERS = ("tokenizer_view.py",)
 # `import r1release` (the lazy public API) loads none of these.
 NOT_ON_IMPORT = ("torch", "transformers", "accelerate", "huggingface_hub", "click")
 
@@ -139,7 +139,12 @@ def test_every_module_keeps_to_its_layer():
         ),
         ("rules/expected_tensors.py", "import torch\n", "torch at module top level"),
         ("rules/tokenizer.py", "try:\n    import torch\nexcept ImportError:\n    pass\n", "torch"),
-        ("checkpoint.py", "def f():\n    from transformers import AutoModel\n", "AutoModel"),
+        ("tokenizer_view.py", "def f():\n    from transformers import AutoModel\n", "AutoModel"),
+        (
+            "checkpoint.py",
+            "def f():\n    from transformers import PreTrainedTokenizerFast\n",
+            "PreTrainedTokenizerFast",
+        ),
         ("hub.py", "from huggingface_hub import HfApi\n", "HfApi at module top level"),
     ],
 )

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-import r1release.checkpoint as checkpoint_mod
 import r1release.deep as deep_mod
 import r1release.stage as stage_mod
+import r1release.tokenizer_view as tokenizer_mod
 from r1release.checkpoint import Checkpoint
 
 from helpers import REPO_ID, TOKEN, run_cli, write_release_yaml
@@ -29,7 +29,7 @@ from hubserver import patch_client
 def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     seen: Counter[str] = Counter()
     init = Checkpoint.__init__
-    load = checkpoint_mod._load_fast_tokenizer
+    load = tokenizer_mod._load_fast_tokenizer
     scan = deep_mod.scan_checkpoint
 
     def counted_init(self: Checkpoint, *args: Any, **kwargs: Any) -> None:
@@ -47,7 +47,7 @@ def counts(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         return result
 
     monkeypatch.setattr(Checkpoint, "__init__", counted_init)
-    monkeypatch.setattr(checkpoint_mod, "_load_fast_tokenizer", counted_load)
+    monkeypatch.setattr(tokenizer_mod, "_load_fast_tokenizer", counted_load)
     monkeypatch.setattr(deep_mod, "scan_checkpoint", counted_scan)  # checker looks it up here
     monkeypatch.setattr(stage_mod, "scan_checkpoint", counted_scan)
     return seen
