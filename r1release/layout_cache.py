@@ -9,7 +9,7 @@ canonical JSON of the config (sorted keys). A new transformers, a changed ``voca
 any edit of the config is a different key, never a stale entry.
 
 This module only stores and reads JSON documents by key; what a document holds, and its
-strict validation, belong to ``rules/expected_tensors.py``. The cache is safe to lose:
+strict validation, belong to ``architecture.py``. The cache is safe to lose:
 a missing, corrupt, oversized, foreign-owned or unwritable entry or directory is a miss
 (the caller computes), never an error. Entries are written atomically (a temporary file,
 then ``os.replace``) with mode 0600 in a 0700 directory, at most :data:`MAX_ENTRY_BYTES`

@@ -1,5 +1,5 @@
 """The layout cache: expected-tensors without torch and transformers' model code when the
-config was built before (r1release/layout_cache.py, expected_tensors.expected_layout)."""
+config was built before (r1release/layout_cache.py, architecture.expected_layout)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from r1release import layout_cache
+from r1release import architecture, layout_cache
 from r1release.checker import ActiveRule, run_rules
 from r1release.checkpoint import Checkpoint
 from r1release.deep import DeepScan
-from r1release.rules import expected_tensors
 from r1release.rules.expected_tensors import RULE, UnknownArchitecture
 
 from factory import safetensors_bytes, tensor_shapes, write_weights
@@ -40,13 +39,13 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def builds(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     """The configs expected-tensors really builds (the cache missed) in this test."""
     calls: list[dict] = []
-    real = expected_tensors.expected_tensors
+    real = architecture.expected_tensors
 
     def counting(config_doc):
         calls.append(dict(config_doc))
         return real(config_doc)
 
-    monkeypatch.setattr(expected_tensors, "expected_tensors", counting)
+    monkeypatch.setattr(architecture, "expected_tensors", counting)
     return calls
 
 
@@ -111,7 +110,7 @@ def test_a_hit_gives_the_same_findings(checkpoint, cache, monkeypatch, broken):
     def no_build(config_doc):
         raise AssertionError("built although cached")
 
-    monkeypatch.setattr(expected_tensors, "expected_tensors", no_build)
+    monkeypatch.setattr(architecture, "expected_tensors", no_build)
     assert findings(path) == cold
 
 
@@ -126,10 +125,10 @@ def test_a_hit_gives_the_same_findings(checkpoint, cache, monkeypatch, broken):
 )
 def test_a_hit_is_the_expected_layout_itself(checkpoint, cache, changes):
     config = config_of(checkpoint(QWEN)) | changes
-    built = expected_tensors.expected_tensors(config)
-    assert expected_tensors.expected_layout(config) == built  # a miss: built and stored
+    built = architecture.expected_tensors(config)
+    assert architecture.expected_layout(config) == built  # a miss: built and stored
     assert len(entries(cache)) == 1
-    cached = expected_tensors.expected_layout(config)
+    cached = architecture.expected_layout(config)
     assert cached == built
     assert list(cached.tensors) == list(built.tensors)  # model order: findings list in it
 
@@ -189,7 +188,7 @@ def _tampered(entry: Path, edit) -> bytes:
     stands between it and the verdict."""
     doc = json.loads(entry.read_text())
     edit(doc["body"]["layout"])
-    doc["sha256"] = expected_tensors._digest(doc["body"])
+    doc["sha256"] = architecture._digest(doc["body"])
     return json.dumps(doc).encode()
 
 
@@ -301,14 +300,14 @@ def test_the_cache_is_bounded(checkpoint, cache, monkeypatch):
     keys = []
     for i, vocab in enumerate(range(1000, 1005)):
         doc = {**config, "vocab_size": vocab}
-        expected_tensors.expected_layout(doc)
+        architecture.expected_layout(doc)
         keys.append(layout_cache.layout_key(doc))
         os.utime(entries(cache)[0].parent / f"{keys[-1]}.json", (1000 + i, 1000 + i))
     assert [e.stem for e in entries(cache)] == sorted(keys[-3:])
     stale = cache / "layouts" / ".tmp-dead.json"
     stale.write_text("{")
     os.utime(stale, (0, 0))
-    expected_tensors.expected_layout({**config, "vocab_size": 999})
+    architecture.expected_layout({**config, "vocab_size": 999})
     assert not stale.exists()
     assert len(entries(cache)) == 3
 
@@ -350,7 +349,7 @@ def test_failures_inside_model_code_are_not_cached(checkpoint, cache, builds):
     assert len(builds) == 2
     assert entries(cache) == []
     with pytest.raises(UnknownArchitecture) as raised:
-        expected_tensors.expected_layout(config_of(path))
+        architecture.expected_layout(config_of(path))
     assert raised.value.cacheable is False
 
 
@@ -404,7 +403,7 @@ def test_a_class_that_failed_to_import_is_not_cached(checkpoint, cache, monkeypa
 
     monkeypatch.setattr(lazy, "__getattr__", failing)
     config = config_of(checkpoint(QWEN)) | {"architectures": ["Qwen2NeedsExtrasForCausalLM"]}
-    expected = expected_tensors.expected_layout(config)
+    expected = architecture.expected_layout(config)
     assert expected.model_class == "Qwen2ForCausalLM"
     assert not expected.cacheable
     assert entries(cache) == []
