@@ -160,10 +160,12 @@ def test_deep_scan_line_times_the_scan_not_the_rules(checkpoint, monkeypatch):
     import types
 
     import r1release.checker
-    import r1release.cli
+    import r1release.cli._common
 
     clock = [1000.0]
-    monkeypatch.setattr(r1release.cli, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(
+        r1release.cli._common, "time", types.SimpleNamespace(perf_counter=lambda: clock[0])
+    )
     run_rules = r1release.checker.run_rules
 
     def slow_rules(*args, **kwargs):

@@ -1,0 +1,92 @@
+"""``r1release release``: release what a git tag, a workflow_dispatch event or flags name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from r1release.cli._common import _model_opt, _no_cache_opt
+from r1release.cli._publish import (
+    _allow_public_opt,
+    _deadline_opt,
+    _expect_opt,
+    _force_opt,
+    _format_opt,
+    _manifest_opt,
+    _release,
+    _ReleaseOptions,
+    _version_opt,
+)
+
+
+@click.command()
+@click.option("--tag", help="Git tag to release (v1.2.0, or NAME@v1.2.0).")
+@_model_opt
+@_version_opt
+@click.option(
+    "--dry-run/--publish",
+    "dry_run",
+    default=None,
+    help="Print the plan only / publish. Default: the event's dry_run input, else publish in "
+    "CI and a dry run elsewhere.",
+)
+@_force_opt
+@_format_opt
+@_manifest_opt
+@_expect_opt
+@_allow_public_opt
+@_deadline_opt
+@_no_cache_opt
+@click.pass_context
+def release(
+    ctx: click.Context,
+    tag: str | None,
+    model: str | None,
+    version: str | None,
+    dry_run: bool | None,
+    force: bool,
+    fmt: str | None,
+    manifest_out: Path | None,
+    expect_manifest: Path | None,
+    allow_public: bool,
+    deadline: float | None,
+    no_cache: bool,
+) -> None:
+    """Release what a git tag, a workflow_dispatch event or --model/--version names.
+
+    In GitHub Actions the event decides (a pushed tag, or workflow_dispatch inputs model,
+    version and dry_run). A workflow_dispatch `dry_run: true` is honoured even when --model
+    or --version are given; only --publish overrides it. Outside CI, release is a dry run
+    unless --publish is given.
+    """
+    from r1release import config as config_mod
+    from r1release import events
+
+    config = config_mod.load(ctx.obj["config_path"] or config_mod.DEFAULT_CONFIG)
+    if tag:
+        resolved = events.from_tag(config, tag)
+    elif version or model:
+        resolved = events.from_flags(config, model, version)
+    else:
+        found = events.from_github(config)
+        if found is None:
+            from r1release.errors import UsageError
+
+            raise UsageError("nothing to release: pass --tag TAG, or --model NAME --version V")
+        resolved = found
+    in_ci = os.environ.get("CI") == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
+    if dry_run is None:
+        asked = events.dispatch_dry_run() if in_ci else None  # the dispatch's own choice
+        dry_run = asked if asked is not None else not in_ci
+    _release(
+        config,
+        resolved.model,
+        resolved.version,
+        dry_run=dry_run,
+        force=force,
+        options=_ReleaseOptions(
+            fmt, manifest_out, expect_manifest, allow_public, deadline, no_cache
+        ),
+    )
