@@ -12,7 +12,7 @@ from r1release.config import RuleSetting, did_you_mean
 from r1release.errors import ConfigError, FileUnreadable
 from r1release.findings import Finding, Report, Severity, SkippedRule, sort_findings
 from r1release.rules import REGISTRY, Context, Rule
-from r1release.rules.base import needs
+from r1release.rules.base import Need, why_not
 
 
 @dataclass(frozen=True)
@@ -68,28 +68,9 @@ def _validate_options(rule: Rule, setting: RuleSetting, config_path: str | Path)
             )
 
 
-NEEDS_DEEP = "needs --deep"
-NEEDS_CARD = "needs the release's model card (pass --model)"
-OPT_IN = "opt-in: --smoke"
-
-
-def why_not(rule: Rule, *, deep: bool, card: bool, smoke: bool) -> tuple[str, bool] | None:
-    """Why ``rule`` does not run in a check with (or without) a deep scan, a card, --smoke,
-    and whether because a module it requires is missing here; None when it runs.
-
-    What the check was not asked for comes first: a deep rule in a check without --deep
-    says "needs --deep" even where torch is missing too.
-    """
-    if rule.deep and not deep:
-        return NEEDS_DEEP, False
-    if rule.needs_card and not card:
-        return NEEDS_CARD, False
-    if rule.opt_in and not smoke:
-        return OPT_IN, False
-    missing = rule.missing_requirements()
-    if missing:
-        return needs(missing), True
-    return None
+NEEDS_DEEP = Need.DEEP.reason
+NEEDS_CARD = Need.CARD.reason
+OPT_IN = Need.OPT_IN.reason
 
 
 def runs(rule: Rule, *, deep: bool, card: bool, smoke: bool) -> bool:

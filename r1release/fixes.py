@@ -31,6 +31,7 @@ from r1release.config import RuleSetting
 from r1release.errors import FileUnreadable, R1ReleaseError
 from r1release.findings import Finding
 from r1release.rules import Context
+from r1release.rules.base import Need
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def plan_fixes(
     ``path`` may be the command's :class:`Checkpoint`: the fixes are an in-memory layer over
     it, undone when the plan is made (its caches, the tokenizer included, are kept).
     """
-    active = [a for a in resolve_rules(settings, config_path) if not a.rule.deep]
+    active = [a for a in resolve_rules(settings, config_path) if Need.DEEP not in a.rule.needs]
     work = path if isinstance(path, Checkpoint) else Checkpoint(path)
     _refuse_broken_json(work)
     fixable = [a for a in active if a.rule.fixable]

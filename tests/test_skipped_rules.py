@@ -29,10 +29,11 @@ from r1release.checker import (
     run_rules,
     skipped_rules,
 )
+from r1release.checker import why_not as checker_why_not
 from r1release.checkpoint import Checkpoint
 from r1release.findings import Report, Severity, SkippedRule
 from r1release.rules import REGISTRY
-from r1release.rules.base import Problem, Rule, module_available, needs
+from r1release.rules.base import Need, Problem, Rule, module_available, needs, why_not
 
 QWEN = "qwen2.5-7b-instruct"
 NEEDS_TORCH = "needs torch (pip install 'r1release[train]')"
@@ -229,16 +230,60 @@ NEEDS_MISSING = Rule(
     severity=Severity.ERROR,
     description="test rule",
     check=_boom,
-    requires=("r1release_no_such_module",),
+    needs=frozenset({Need.TORCH}),
 )
 
 
-def test_run_rules_does_not_run_a_rule_whose_module_is_missing(checkpoint):
+def test_run_rules_does_not_run_a_rule_whose_module_is_missing(checkpoint, no_torch):
     active = [ActiveRule(NEEDS_MISSING, Severity.ERROR, {})]
     assert run_rules(Checkpoint(checkpoint(QWEN)), active) == []
     [skipped] = skipped_rules(active, deep=False, card=False, smoke=False)
-    assert skipped.reason == "needs r1release_no_such_module (pip install r1release_no_such_module)"
+    assert skipped.reason == NEEDS_TORCH
     assert skipped.missing_requirement
+
+
+def _needing(*needs: Need) -> Rule:
+    return Rule("R997", "needing", Severity.ERROR, "test rule", _boom, needs=frozenset(needs))
+
+
+@pytest.mark.parametrize(
+    ("needs", "deep", "card", "smoke", "expected"),
+    [
+        ((), False, False, False, None),
+        ((Need.DEEP,), False, True, True, (NEEDS_DEEP, False)),
+        ((Need.DEEP,), True, False, False, None),
+        ((Need.CARD,), True, False, True, (NEEDS_CARD, False)),
+        ((Need.OPT_IN,), True, True, False, (OPT_IN, False)),
+        ((Need.OPT_IN, Need.TORCH), True, True, True, (NEEDS_TORCH, True)),
+        # what the check was not asked for comes first, whatever the set's order
+        ((Need.TORCH, Need.OPT_IN, Need.DEEP), False, True, False, (NEEDS_DEEP, False)),
+        ((Need.TORCH, Need.OPT_IN), True, True, False, (OPT_IN, False)),
+    ],
+)
+def test_why_not_is_one_answer_from_the_declared_needs(
+    needs, deep, card, smoke, expected, no_torch
+):
+    rule = _needing(*needs)
+    assert why_not(rule, deep=deep, card=card, smoke=smoke) == expected
+    assert checker_why_not(rule, deep=deep, card=card, smoke=smoke) == expected
+
+
+def test_needs_are_data():
+    assert [n.module for n in Need] == [None, None, None, "torch"]
+    assert Need.TORCH.reason == NEEDS_TORCH
+    assert (Need.DEEP.reason, Need.CARD.reason, Need.OPT_IN.reason) == (
+        "needs --deep",
+        "needs the release's model card (pass --model)",
+        "opt-in: --smoke",
+    )
+    rule = REGISTRY["smoke-generate"]  # the old flags stay readable, derived from needs
+    assert rule.needs == {Need.OPT_IN, Need.TORCH}
+    assert (rule.opt_in, rule.deep, rule.needs_card, rule.requires) == (
+        True,
+        False,
+        False,
+        ("torch",),
+    )
 
 
 def test_module_available(monkeypatch):

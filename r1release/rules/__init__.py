@@ -26,7 +26,7 @@ from r1release.rules import (
     use_cache,
     weights_format,
 )
-from r1release.rules.base import Context, Option, Problem, Rule
+from r1release.rules.base import Context, Need, Option, Problem, Rule
 
 RULES: tuple[Rule, ...] = (
     json_files.RULE,
@@ -50,4 +50,4 @@ RULES: tuple[Rule, ...] = (
 )
 REGISTRY: dict[str, Rule] = {rule.name: rule for rule in RULES}
 
-__all__ = ["REGISTRY", "RULES", "Context", "Option", "Problem", "Rule"]
+__all__ = ["REGISTRY", "RULES", "Context", "Need", "Option", "Problem", "Rule"]

@@ -4,11 +4,14 @@ A rule is a small module with a ``RULE`` object: a stable id and name, a default
 a one-line description, its options, and a ``check`` generator yielding :class:`Problem`.
 Fixable rules also have a ``fix`` that edits JSON documents through the context.
 
-What a rule needs to run is data on the rule, so the checker can say which rules did not
-run and why instead of counting them as run: ``deep`` (a ``--deep`` scan), ``needs_card``
-(the release's rendered model card), ``opt_in`` (asked for: ``--smoke``) and ``requires``
-(importable modules: ``("torch",)``). A rule whose module is missing is not run; the
-report lists it as skipped, "needs torch (pip install 'r1release[train]')".
+What a rule needs to run is one declared field, ``needs``: a set of :class:`Need`, either
+something the check must provide (``DEEP``: a ``--deep`` scan; ``CARD``: the release's
+rendered model card; ``OPT_IN``: asked for, ``--smoke``) or a module that must be
+importable here (``TORCH``, with how to install it). :func:`why_not` is the one answer to
+"can this rule run in this check, and if not why", so the checker reports rules that did
+not run as skipped with the reason instead of counting them as run. A rule whose module is
+missing is not run; the report lists it as skipped, "needs torch (pip install
+'r1release[train]')".
 """
 
 from __future__ import annotations
@@ -18,11 +21,39 @@ import importlib.util
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from r1release.checkpoint import Checkpoint
 from r1release.errors import FileUnreadable
 from r1release.findings import Severity
+
+
+class Need(Enum):
+    """What a rule needs to run: something the check provides, or an importable module.
+
+    Each value is ``(kind, what)``: ``("check", reason it is skipped without it)`` or
+    ``("module", module name)``. A new module requirement is one more member and, where
+    ``pip install NAME`` is not how to get it, one line in :data:`INSTALL`.
+    """
+
+    DEEP = ("check", "needs --deep")  # reads every byte
+    CARD = ("check", "needs the release's model card (pass --model)")
+    OPT_IN = ("check", "opt-in: --smoke")  # slow: loads the model
+    TORCH = ("module", "torch")
+
+    @property
+    def module(self) -> str | None:
+        """The module this need is for, or None for what a check provides."""
+        kind, what = self.value
+        return what if kind == "module" else None
+
+    @property
+    def reason(self) -> str:
+        """Why a rule with this need is skipped where it is not met."""
+        kind, what = self.value
+        return needs([what]) if kind == "module" else what
+
 
 # how to install a module a rule requires, by module name
 INSTALL: dict[str, str] = {
@@ -54,14 +85,29 @@ class Rule:
     check: Callable[[Context], Iterable[Problem]]
     fix: Callable[[Context], None] | None = None
     options: tuple[Option, ...] = ()
-    deep: bool = False  # runs only with --deep (reads every byte)
-    needs_card: bool = False  # runs only when the release's model card is rendered
-    opt_in: bool = False  # runs only when asked for (--smoke): slow, loads the model
-    requires: tuple[str, ...] = ()  # modules it imports that r1release does not depend on
+    needs: frozenset[Need] = frozenset()  # what it needs to run: see why_not()
 
     @property
     def fixable(self) -> bool:
         return self.fix is not None
+
+    # read-only views of ``needs`` (the rule catalogue shows them)
+    @property
+    def deep(self) -> bool:
+        return Need.DEEP in self.needs
+
+    @property
+    def needs_card(self) -> bool:
+        return Need.CARD in self.needs
+
+    @property
+    def opt_in(self) -> bool:
+        return Need.OPT_IN in self.needs
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """The modules it imports that r1release does not depend on."""
+        return tuple(n.module for n in Need if n in self.needs and n.module is not None)
 
     def missing_requirements(self) -> tuple[str, ...]:
         """The modules in ``requires`` that cannot be imported here."""
@@ -122,6 +168,23 @@ def module_available(name: str) -> bool:
         return sys.modules.get(name) is not None
     except ImportError:  # a dotted name whose parent package is missing
         return False
+
+
+def why_not(rule: Rule, *, deep: bool, card: bool, smoke: bool) -> tuple[str, bool] | None:
+    """Why ``rule`` does not run in a check with (or without) a deep scan, a card, --smoke,
+    and whether because a module it requires is missing here; None when it runs.
+
+    What the check was not asked for comes first: a deep rule in a check without --deep
+    says "needs --deep" even where torch is missing too.
+    """
+    provided = {Need.DEEP: deep, Need.CARD: card, Need.OPT_IN: smoke}
+    for need in Need:  # declaration order: the reason a user reads first
+        if need in rule.needs and need.module is None and not provided[need]:
+            return need.reason, False
+    missing = rule.missing_requirements()
+    if missing:
+        return needs(missing), True
+    return None
 
 
 def needs(modules: Iterable[str]) -> str:

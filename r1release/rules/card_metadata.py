@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from r1release.findings import Severity
-from r1release.rules.base import Context, Option, Problem, Rule
+from r1release.rules.base import Context, Need, Option, Problem, Rule
 
 FILE = "README.md"
 _HINT = "set it for the model in release.yaml"
@@ -63,7 +63,7 @@ RULE = Rule(
     severity=Severity.ERROR,
     description="the model card's metadata parses, has no null and names the required fields",
     check=check,
-    needs_card=True,
+    needs=frozenset({Need.CARD}),
     options=(
         Option(
             "required",

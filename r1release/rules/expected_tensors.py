@@ -22,7 +22,7 @@ decides their layout), model types this transformers does not know that bring th
 code (``auto_map``: r1release never runs checkpoint code), and checkpoints without
 safetensors weights (weights-format reports them).
 
-Needs torch (``requires=("torch",)``): where torch is not installed the checker does not
+Needs torch (``Need.TORCH``): where torch is not installed the checker does not
 run the rule and reports it as skipped, "needs torch (pip install 'r1release[train]')",
 never as run; a release's CI fails on that, as on any error rule that could not run. The
 training side, where torch is always installed, runs it in ``finalize``.
@@ -55,7 +55,7 @@ from r1release.architecture import (  # noqa: F401  (re-exported: the adapter mo
 )
 from r1release.checkpoint import INDEX_FILE, Checkpoint, HeaderError, TensorInfo
 from r1release.findings import Severity
-from r1release.rules.base import Context, Problem, Rule, module_available
+from r1release.rules.base import Context, Need, Problem, Rule, module_available
 
 SHOWN = 3  # names listed in a message
 
@@ -313,6 +313,5 @@ RULE = Rule(
     severity=Severity.ERROR,
     description="the weights hold the tensors config.json describes (deep, needs torch)",
     check=check,
-    deep=True,
-    requires=("torch",),
+    needs=frozenset({Need.DEEP, Need.TORCH}),
 )

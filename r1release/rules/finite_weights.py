@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from r1release.findings import Severity
-from r1release.rules.base import Context, Problem, Rule
+from r1release.rules.base import Context, Need, Problem, Rule
 
 
 def check(ctx: Context) -> Iterator[Problem]:
@@ -33,5 +33,5 @@ RULE = Rule(
     severity=Severity.ERROR,
     description="no NaN or Inf in the weights (deep)",
     check=check,
-    deep=True,
+    needs=frozenset({Need.DEEP}),
 )

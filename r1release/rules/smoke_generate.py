@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from r1release.findings import Severity
-from r1release.rules.base import Context, Option, Problem, Rule, module_available
+from r1release.rules.base import Context, Need, Option, Problem, Rule, module_available
 
 NEEDS_TORCH = "smoke-generate needs torch: pip install 'r1release[train]'"
 TAIL = 80
@@ -132,6 +132,6 @@ RULE = Rule(
         Option("prompts", (list, tuple), ["What is 7 * 6?"], "chat prompts to generate from"),
         Option("max_new_tokens", int, 256, "generation must stop within this many new tokens"),
     ),
-    opt_in=True,  # runs only with --smoke: loads the model
-    requires=("torch",),  # without it the checker reports the rule skipped: "needs torch"
+    # runs only with --smoke (it loads the model); without torch it is reported skipped
+    needs=frozenset({Need.OPT_IN, Need.TORCH}),
 )
