@@ -53,7 +53,17 @@ def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
 
 from r1release.cli import card, check, fix, push, release, rules, schema  # noqa: E402
 
-for _module in (check, fix, card, push, release, schema, rules):
-    main.add_command(getattr(_module, _module.__name__.rsplit(".", 1)[1]))
+# One module per command; click lists them by name.
+for _command in (
+    check.check,
+    fix.fix,
+    card.card,
+    push.push,
+    release.release,
+    schema.schema,
+    rules.rules,
+):
+    main.add_command(_command)
+del _command
 
 __all__ = ["main"]

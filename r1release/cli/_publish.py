@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from r1release.cli._common import (
-    _append_summary,
     _deep_progress,
     _h,
     _one_line,
-    _stdout_to_stderr,
     _template_name,
     _write_file,
 )
+from r1release.cli.render import Format, ReleaseOutcome, format_option, get_format
 
 if TYPE_CHECKING:
     from r1release.config import Config, ModelConfig
@@ -33,13 +32,9 @@ _force_opt = click.option(
 )
 
 
-_format_opt = click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json", "github"]),
-    default=None,
-    help="text (default), json (one document on stdout: plan, report, manifest), or github "
-    "(default in GitHub Actions: text plus annotations and the step summary).",
+_format_opt = format_option(
+    "text (default), json (one document on stdout: plan, report, manifest), or github "
+    "(default in GitHub Actions: text plus annotations and the step summary)."
 )
 _manifest_opt = click.option(
     "--manifest",
@@ -160,7 +155,7 @@ def _release(
     options = options or _ReleaseOptions()
     set_deadline(options.deadline)
     github = ci.in_github_actions()
-    fmt = options.fmt or ("github" if github else "text")
+    output = get_format(options.fmt)
     approved = _read_manifest(options.expect_manifest) if options.expect_manifest else None
     say = lambda msg: click.echo(_h(msg), err=True)  # noqa: E731
     api = access = None
@@ -188,7 +183,7 @@ def _release(
     _rules_that_cannot_run(config, in_ci=github or os.environ.get("CI") == "true", say=say)
     release_info = ReleaseInfo.from_environment(version)
     view = Checkpoint(model.checkpoint)  # the release's one view: checks, fixes, card, scan
-    with _deep_progress(view, enabled=True) as progress, _blocked_report(github):
+    with _deep_progress(view, enabled=True) as progress, _blocked_report(output):
         stage = build_stage(
             model,
             version,
@@ -220,22 +215,7 @@ def _release(
         access=access,
         allow_public=options.allow_public,
     )
-    if fmt == "json":
-        doc = {
-            "schema_version": 1,
-            "release": _plan_dict(stage, result),
-            "report": stage.report.to_dict(),
-            "manifest": manifest,
-        }
-        click.echo(json.dumps(doc, indent=2))
-        with _stdout_to_stderr():
-            _print_plan(stage, result)
-    else:
-        _print_plan(stage, result)
-    if github:
-        for line in ci.annotations(stage.report):
-            click.echo(line, err=True)
-        _append_summary(ci.release_summary(stage, result, release_info))
+    output.release(ReleaseOutcome(stage, result, manifest, release_info))
     ci.write_outputs(
         {
             "repo_id": result.plan.repo_id,
@@ -278,91 +258,14 @@ def _compare_manifest(path: Path | None, approved: dict[str, Any], staged: dict[
         )
 
 
-def _plan_dict(stage: Any, result: Any) -> dict[str, Any]:
-    plan = result.plan
-    return {
-        "repo_id": plan.repo_id,
-        "version": plan.version,
-        "revision": plan.revision,
-        "private": plan.private,
-        "repo_exists": plan.repo_exists,
-        "anonymous": plan.anonymous,
-        "offline": plan.offline,
-        "dry_run": result.dry_run,
-        "already_released": plan.noop,
-        "commit": result.commit,
-        "commit_url": result.commit_url,
-        "commit_message": plan.commit_message,
-        "needs_commit": plan.needs_commit,
-        "tag_target": plan.tag_target,
-        "files": [
-            {"path": a.path, "state": a.state, "size": a.size, "origin": a.origin}
-            for a in plan.actions
-        ],
-        "excluded": list(stage.excluded),
-    }
-
-
 @contextmanager
-def _blocked_report(github: bool) -> Iterator[None]:
-    """In GitHub Actions, a release stopped by findings annotates them and fills the summary."""
-    from r1release import ci
+def _blocked_report(output: Format) -> Iterator[None]:
+    """In GitHub Actions (or with --format github), a release stopped by findings annotates
+    them and fills the step summary."""
     from r1release.stage import ReleaseBlocked
 
     try:
         yield
     except ReleaseBlocked as exc:
-        if github:
-            for line in ci.annotations(exc.report):
-                click.echo(line, err=True)
-            _append_summary(ci.report_summary(exc.report, "release stopped by findings"))
+        output.blocked(exc.report)
         raise
-
-
-def _print_plan(stage: Any, result: Any) -> None:
-    plan = result.plan
-    repo = "new repository" if not plan.repo_exists else f"revision {plan.revision}"
-    if plan.anonymous and not plan.repo_exists:
-        repo = "not found without a token: a private repository is invisible, it may exist"
-    if plan.offline:
-        repo = "Hub not contacted: HF_HUB_OFFLINE is set, every file is shown as new"
-    click.echo(_h(f"{plan.repo_id} ({'private' if plan.private else 'public'}, {repo})"))
-    width = max((len(a.path) for a in plan.actions), default=0)
-    for action in plan.actions:
-        origin = f"  ({action.origin})" if action.origin not in ("checkpoint", "hub") else ""
-        click.echo(
-            _h(f"  {action.state:<10} {action.path:<{width}}  {_size(action.size):>10}{origin}")
-        )
-    for path in stage.excluded:
-        click.echo(_h(f"  {'excluded':<10} {path}  (training state)"))
-    if plan.offline:
-        tag_state = "not checked: offline"
-    elif plan.tag_matches:
-        tag_state = f"exists on {plan.tag_target[:12]} with this content"
-    elif plan.tag_target:
-        tag_state = f"exists on {plan.tag_target[:12]}, will be moved (--force)"
-    else:
-        tag_state = "new"
-    click.echo(_h(f"tag: {plan.version} ({tag_state})"))
-    click.echo(
-        _h(f"commit: {plan.commit_message}")
-        if plan.needs_commit
-        else "commit: none needed (the Hub already holds these files)"
-    )
-    if result.dry_run:
-        click.echo("\n--- README.md (model card) ---")
-        for line in stage.card.splitlines():  # shown in the log: no line may act as a command
-            click.echo(_h(line))
-        click.echo("---\ndry run: nothing was sent (use --publish, or run in CI, to release)")
-    elif plan.noop:
-        click.echo(_h(f"already released: {result.commit_url}"))
-    else:
-        click.echo(_h(f"released {plan.repo_id} {plan.version}: {result.commit_url}"))
-
-
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
