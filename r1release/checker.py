@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from r1release.checkpoint import Checkpoint
-from r1release.config import RuleSetting, did_you_mean
-from r1release.errors import ConfigError, FileUnreadable
+from r1release.config import RuleSetting, validate_rule_setting
+from r1release.errors import FileUnreadable
 from r1release.findings import Finding, Report, Severity, SkippedRule, sort_findings
 from r1release.rules import REGISTRY, Context, Rule
 from r1release.rules.base import Need, why_not
@@ -26,18 +26,11 @@ def resolve_rules(
     settings: Mapping[str, RuleSetting] | None = None,
     config_path: str | Path = "release.yaml",
 ) -> list[ActiveRule]:
-    """Validate ``checks:`` against the registry; the rules that run, with their severity."""
+    """The rules that run, with their severity and options. Settings built in code (not
+    loaded from release.yaml) are validated here, by the same function the loader uses."""
     settings = settings or {}
-    for name, setting in settings.items():
-        if name not in REGISTRY:
-            raise ConfigError(
-                "unknown rule" + did_you_mean(name, list(REGISTRY)),
-                file=config_path,
-                line=setting.line,
-                key=f"checks.{name}",
-                hint="`r1release rules` lists them",
-            )
-        _validate_options(REGISTRY[name], setting, config_path)
+    for name, setting in settings.items():  # from release.yaml: checked at load already
+        validate_rule_setting(name, setting.options, file=config_path, line=setting.line)
     active = []
     for rule in REGISTRY.values():
         setting = settings.get(rule.name, RuleSetting())
@@ -47,25 +40,6 @@ def resolve_rules(
         options = {o.name: o.default for o in rule.options} | dict(setting.options)
         active.append(ActiveRule(rule, severity, options))
     return active
-
-
-def _validate_options(rule: Rule, setting: RuleSetting, config_path: str | Path) -> None:
-    declared = {o.name: o for o in rule.options}
-    for key, value in setting.options.items():
-        where = {"file": config_path, "line": setting.line, "key": f"checks.{rule.name}.{key}"}
-        if key not in declared:
-            allowed = ", ".join(["severity", *declared]) or "severity"
-            raise ConfigError(
-                "unknown option" + did_you_mean(key, list(declared)),
-                hint=f"{rule.name} takes: {allowed}",
-                **where,
-            )
-        expected = declared[key].type
-        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
-            names = expected if isinstance(expected, tuple) else (expected,)
-            raise ConfigError(
-                f"expected {' or '.join(t.__name__ for t in names)}, got {value!r}", **where
-            )
 
 
 NEEDS_DEEP = Need.DEEP.reason

@@ -637,19 +637,26 @@ class _Walker:
         return expanded if expanded.is_absolute() else self.base / expanded
 
     def rule_settings(self, node: yaml.Node, key: str) -> Mapping[str, RuleSetting]:
+        """``checks:``, validated here against the rule registry: a misspelt rule or option,
+        or an option of the wrong type, is refused at load with its line."""
         out: dict[str, RuleSetting] = {}
         for name, (knode, vnode) in self.mapping(node, key).items():
             sub = _join(key, name)
             line = knode.start_mark.line + 1
+            validate_rule_setting(name, {}, file=self.path, line=line)  # the rule exists
             if isinstance(vnode, yaml.MappingNode):
-                opts = {}
-                for k, (_, v) in self.mapping(vnode, sub).items():
+                opts, lines = {}, {}
+                for k, (kn, v) in self.mapping(vnode, sub).items():
+                    if k != "severity":  # its value is checked by _severity below
+                        lines[k] = kn.start_mark.line + 1
+                        validate_rule_setting(name, {k: _ANY}, file=self.path, line=lines[k])
                     opts[k] = self.scalar_or_list(v, _join(sub, k))
                     if name == "smoke-generate" and k in _SMOKE_FIELDS:  # smoke:'s limits hold
                         self.limits(v, _join(sub, k), opts[k], _SMOKE_FIELDS[k].metadata)
                 severity = opts.pop("severity", None)
                 if severity is not None:
                     severity = self._severity(vnode, sub, severity)
+                validate_rule_setting(name, opts, file=self.path, line=line, lines=lines)
                 out[name] = RuleSetting(severity, MappingProxyType(opts), line)
             else:
                 value = self.scalar(vnode, sub)
@@ -713,6 +720,56 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+_ANY = object()  # an option value not read yet: only its name is checked
+
+
+def validate_rule_setting(
+    name: str,
+    options: Mapping[str, Any],
+    *,
+    file: str | Path,
+    line: int | None,
+    lines: Mapping[str, int] | None = None,
+) -> None:
+    """Check a ``checks:`` entry against the rule registry: the rule exists, each option is
+    one it declares (:class:`~r1release.rules.base.Option`) with a value of its type. Raises
+    one :class:`ConfigError` naming file, line (an option's own, from ``lines``) and key.
+    A value of ``_ANY`` checks only the option's name (before its value is read)."""
+    from r1release.rules import REGISTRY  # lazy: the registry imports every rule module
+
+    rule = REGISTRY.get(name)
+    if rule is None:
+        raise ConfigError(
+            "unknown rule" + did_you_mean(name, list(REGISTRY)),
+            file=file,
+            line=line,
+            key=f"checks.{name}",
+            hint="`r1release rules` lists them",
+        )
+    declared = {o.name: o for o in rule.options}
+    for key, value in options.items():
+        where = {
+            "file": file,
+            "line": (lines or {}).get(key, line),
+            "key": f"checks.{name}.{key}",
+        }
+        if key not in declared:
+            allowed = ", ".join(["severity", *declared]) or "severity"
+            raise ConfigError(
+                "unknown option" + did_you_mean(key, list(declared)),
+                hint=f"{rule.name} takes: {allowed}",
+                **where,
+            )
+        if value is _ANY:
+            continue
+        expected = declared[key].type
+        if (isinstance(value, bool) and expected is not bool) or not isinstance(value, expected):
+            names = expected if isinstance(expected, tuple) else (expected,)
+            raise ConfigError(
+                f"expected {' or '.join(t.__name__ for t in names)}, got {value!r}", **where
+            )
+
+
 # --------------------------------------------------------------------------- JSON Schema
 
 
@@ -763,23 +820,40 @@ def _schema_for(tp: Any) -> dict[str, Any]:
     if origin is Literal:
         return {"enum": list(args)}
     if tp == Mapping[str, RuleSetting]:
-        severity = {"enum": ["error", "warning", "off", False]}
-        return {
-            "type": "object",
-            "additionalProperties": {
-                "anyOf": [
-                    severity,
-                    {
-                        "type": "object",
-                        "properties": {"severity": severity},
-                        "additionalProperties": True,
-                    },
-                ]
-            },
-        }
+        return _checks_schema()
     if tp is Path:
         return {"type": "string", "minLength": 1}
     return {"type": {str: "string", int: "integer", bool: "boolean", float: "number"}[tp]}
+
+
+_OPTION_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string"}
+
+
+def _checks_schema() -> dict[str, Any]:
+    """``checks:``: one property per registered rule, a severity or ``{severity, options}``
+    with the options that rule declares and their types; anything else is refused."""
+    from r1release.rules import RULES  # lazy: the registry imports every rule module
+
+    severity = {"enum": ["error", "warning", "off", False]}
+    rules: dict[str, Any] = {}
+    for rule in RULES:
+        options = {"severity": severity} | {o.name: _option_schema(o) for o in rule.options}
+        rules[rule.name] = {
+            "description": f"{rule.id}: {rule.description}",
+            "anyOf": [
+                severity,
+                {"type": "object", "properties": options, "additionalProperties": False},
+            ],
+        }
+    return {"type": "object", "properties": rules, "additionalProperties": False}
+
+
+def _option_schema(option: Any) -> dict[str, Any]:
+    types_ = option.type if isinstance(option.type, tuple) else (option.type,)
+    names = list(dict.fromkeys("array" if t in (list, tuple) else _OPTION_TYPES[t] for t in types_))
+    default = list(option.default) if isinstance(option.default, tuple) else option.default
+    out: dict[str, Any] = {"type": names[0] if len(names) == 1 else names}
+    return out | {"description": option.doc, "default": default}
 
 
 def _schema_limits(prop: dict[str, Any], meta: Mapping[str, Any]) -> None:

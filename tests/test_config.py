@@ -101,3 +101,71 @@ def test_off_severity_disables_rule(checkpoint, tmp_path):
     assert report.by_rule("use-cache") == ()
     assert report.by_rule("eos-alignment")[0].severity.value == "warning"
     assert "use-cache" not in report.rules_run
+
+
+# ------------------------------------------------------------- checks: against the registry
+
+CHECKS = MINIMAL.format(ckpt="ck") + "checks:\n"
+
+
+@pytest.mark.parametrize(
+    ("checks", "line", "key", "expected"),
+    [
+        ("  eos-alignmnt: off\n", 7, "checks.eos-alignmnt", "did you mean 'eos-alignment'?"),
+        (
+            "  weights-format:\n    severity: warning\n    allow_pickles: true\n",
+            9,
+            "checks.weights-format.allow_pickles",
+            "unknown option (did you mean 'allow_pickle'?)",
+        ),
+        (
+            "  weights-format: {allow_pickle: 'yes'}\n",
+            7,
+            "checks.weights-format.allow_pickle",
+            "expected bool, got 'yes'",
+        ),
+        ("  leftovers: {patterns: wandb}\n", 7, "checks.leftovers.patterns", "expected list or"),
+    ],
+)
+def test_checks_are_validated_at_load(tmp_path, checks, line, key, expected):
+    path = tmp_path / "release.yaml"
+    with pytest.raises(ConfigError) as err:
+        config_mod.loads(CHECKS + checks, path)
+    message = str(err.value)
+    assert f"{path}:{line}: {key}: " in message, message
+    assert expected in message and "\n" not in message
+    instance = yaml.safe_load(CHECKS + checks)
+    with pytest.raises(jsonschema.ValidationError):  # the generated schema refuses it too
+        jsonschema.validate(instance, config_mod.json_schema())
+
+
+def test_valid_checks_with_options_pass_the_loader_and_the_schema(tmp_path):
+    checks = (
+        "  eos-alignment: warning\n"
+        "  leftovers: false\n"
+        "  weights-format: {allow_pickle: true}\n"
+        "  card-metadata:\n    severity: error\n    required: [license, tags]\n"
+        "  smoke-generate: {max_new_tokens: 32, prompts: [Hi]}\n"
+    )
+    config = config_mod.loads(CHECKS + checks, tmp_path / "release.yaml")
+    assert config.checks["weights-format"].options == {"allow_pickle": True}
+    assert config.checks["card-metadata"].options == {"required": ("license", "tags")}
+    assert config.checks["leftovers"].severity == "off"
+    jsonschema.validate(yaml.safe_load(CHECKS + checks), config_mod.json_schema())
+
+
+def test_the_checks_schema_is_generated_from_the_rules():
+    from r1release.rules import RULES
+
+    checks = config_mod.json_schema()["properties"]["checks"]
+    assert checks["additionalProperties"] is False
+    assert list(checks["properties"]) == [r.name for r in RULES]
+    options = checks["properties"]["smoke-generate"]["anyOf"][1]
+    assert options["additionalProperties"] is False
+    assert options["properties"]["max_new_tokens"]["type"] == "integer"
+    assert options["properties"]["prompts"]["type"] == "array"
+    assert checks["properties"]["chat-template"]["anyOf"][1]["properties"]["required"] == {
+        "type": "boolean",
+        "description": "report a missing chat template",
+        "default": True,
+    }
