@@ -5,8 +5,11 @@ code to do it is not (about 6 CPU-s and 280 MB on every deep check). What the bu
 depends only on ``config.json`` and the installed transformers and torch, so it is stored
 under a key of exactly those: sha256 over :data:`LAYOUT_FORMAT`, r1release's, transformers'
 and torch's installed versions (read from package metadata: nothing is imported) and the
-canonical JSON of the config (sorted keys). A new transformers, a changed ``vocab_size``,
-any edit of the config is a different key, never a stale entry.
+canonical JSON of the config (sorted keys), less the few keys that cannot change a tensor's
+name, shape or dtype (:data:`NOT_LAYOUT`: the version that saved it, its source path,
+``use_cache``, the special-token ids — what ``r1release fix`` and a re-save rewrite). A new
+transformers, a changed ``vocab_size``, any other edit of the config is a different key,
+never a stale entry.
 
 This module only stores and reads JSON documents by key; what a document holds, and its
 strict validation, belong to ``architecture.py``. The cache is safe to lose:
@@ -33,7 +36,13 @@ from typing import Any
 from r1release.cache import cache_dir
 
 # Bump when what expected-tensors computes, or how an entry stores it, changes.
-LAYOUT_FORMAT = 1
+LAYOUT_FORMAT = 2
+# Top-level config keys that do not reach the state dict: left out of the key, so that a fix of
+# EOS or use_cache, or a re-save by a newer transformers, does not rebuild the model.
+NOT_LAYOUT = frozenset(
+    {"transformers_version", "_name_or_path", "use_cache", "bos_token_id", "eos_token_id",
+     "pad_token_id"}
+)  # fmt: skip
 MAX_ENTRY_BYTES = 64 * 1024 * 1024  # a config with ~100k tensors needs ~10 MB
 MAX_ENTRIES = 256
 _STALE_TMP_S = 3600  # a writer that died left its temporary file behind
@@ -54,9 +63,10 @@ def layout_key(config_doc: Mapping[str, Any]) -> str | None:
     versions = {name: package_version(name) for name in _KEY_PACKAGES}
     if versions["transformers"] is None or versions["torch"] is None:
         return None
+    layout = {k: v for k, v in config_doc.items() if k not in NOT_LAYOUT}
     try:
         config = json.dumps(
-            config_doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True
+            layout, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True
         )
     except (TypeError, ValueError, RecursionError):
         return None

@@ -199,7 +199,9 @@ CORRUPTIONS = {
     "a list": lambda e: b"[1, 2, 3]",
     "null": lambda e: b"null",
     "another key": lambda e: e.read_bytes().replace(e.stem.encode(), b"0" * 64, 1),
-    "another format": lambda e: e.read_bytes().replace(b'"format":1', b'"format":0', 1),
+    "another format": lambda e: e.read_bytes().replace(
+        f'"format":{layout_cache.LAYOUT_FORMAT}'.encode(), b'"format":0', 1
+    ),
     "digest mismatch": _plausible_but_wrong,
     "extra field": lambda e: _tampered(e, lambda d: d.update(extra=1)),
     "negative dim": lambda e: _tampered(e, lambda d: d["tensors"][HEAD][0].__setitem__(0, -1)),
@@ -407,3 +409,24 @@ def test_a_class_that_failed_to_import_is_not_cached(checkpoint, cache, monkeypa
     assert expected.model_class == "Qwen2ForCausalLM"
     assert not expected.cacheable
     assert entries(cache) == []
+
+
+def test_what_fix_and_a_resave_rewrite_keeps_the_key(checkpoint, cache, builds):
+    """EOS ids, use_cache and the saving transformers' version cannot change a tensor: a
+    fixed or re-saved config.json reuses the layout instead of importing torch again."""
+    path = checkpoint(QWEN)
+    assert findings(path) == []
+    edit_json(
+        path,
+        "config.json",
+        eos_token_id=[151645, 151643],
+        use_cache=True,
+        transformers_version="9.9.9",
+        _name_or_path="elsewhere/model",
+    )
+    assert findings(path) == []
+    assert len(builds) == 1 and len(entries(cache)) == 1
+    base = {"model_type": "qwen2", "vocab_size": 10}
+    for key in layout_cache.NOT_LAYOUT:
+        assert layout_cache.layout_key({**base, key: 1}) == layout_cache.layout_key(base)
+    assert layout_cache.layout_key({**base, "hidden_size": 8}) != layout_cache.layout_key(base)
