@@ -21,7 +21,9 @@ interleaved (r1release first in odd rounds, hf first in even ones), with the pag
 2. unchanged re-release: the same release again (digest and layout caches warm), and the
    same ``hf upload`` again;
 3. config-only change: config.json's ``transformers_version`` changed (what re-saving with
-   a newer transformers does), then release of the next version, and ``hf upload``.
+   a newer transformers does), then release of the next version, and ``hf upload``. That
+   key does not reach the layout cache's key (layout_cache.NOT_LAYOUT), so the layout stays
+   warm; an edit that changes a tensor (``vocab_size``) would pay the cold build again.
 
 For each run: wall, client CPU (user + sys of the child from ``wait4``), bytes read
 (``rchar`` of the child's ``/proc/self/io``, read by a launcher inside it just before it
@@ -277,7 +279,11 @@ def _run(args: argparse.Namespace, work: Path, started: float) -> int:
         ("fresh", "fresh release (empty repo; r1release: digest and layout caches cold)"),
         ("fresh-layout-warm", "fresh release, r1release's layout cache warm (digests cold)"),
         ("rerelease", "unchanged re-release (r1release: caches warm; hf: same upload again)"),
-        ("config", "config.json changed (r1release: digests warm, layout cold; next version)"),
+        (
+            "config",
+            "config.json's transformers_version changed "
+            "(r1release: digests and layout warm; next version)",
+        ),
     ):
         for who in ("r1release", "hf"):
             if who not in rounds[0][scenario]:
