@@ -25,7 +25,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -105,7 +105,6 @@ def finalize(
     finally:
         args.push_to_hub = pushing
     # 3. Main process: tokenizer, fixes (EOS lists, use_cache in both files), card, check.
-    failure: str | None = None
     report = Report(str(out), ())
     fixed: tuple[str, ...] = ()
     # The main process's one view of ``out`` and its one deep scan, reused for the push.
@@ -125,18 +124,14 @@ def finalize(
         model_name,
         True if private is None else bool(private),
     )
+    step = _MainStep()
     if main:
-        try:
+        with _main_step(trainer, step):
             view = _view(trainer, tokenizer, out)
             fixed, report, scan = _write_and_check(view, model_config, version)
-        except R1ReleaseError as exc:
-            failure = str(exc)
-        except Exception as exc:
-            _abandon(trainer, exc)
-            raise
-        if failure is None and report.errors:
-            failure = _findings_message(out, report.errors)
-    failure = _rendezvous(trainer, failure)
+        if step.failure is None and report.errors:
+            step.failure = _findings_message(out, report.errors)
+    failure = _rendezvous(trainer, step.failure)
     if failure is not None:
         raise FinalizeError(failure, report.errors if main else ())
     trainer.model.config.use_cache = True  # for anything the script does next
@@ -144,26 +139,21 @@ def finalize(
     metrics: dict[str, float] = {}
     if evaluate:
         metrics = trainer.evaluate()
-    failure = None
+    step = _MainStep()
     if evaluate and main:
-        try:
+        with _main_step(trainer, step):
             trainer.log_metrics("eval", metrics)
             trainer.save_metrics("eval", metrics)
             _write_card(view, model_config, version)
-        except R1ReleaseError as exc:
-            failure = str(exc)
-        except Exception as exc:
-            _abandon(trainer, exc)
-            raise
-    failure = _rendezvous(trainer, failure)
+    failure = _rendezvous(trainer, step.failure)
     if failure is not None:
         raise FinalizeError(failure)
     # 5. Push when asked: main process only, synchronous and verified; all ranks wait for it.
     commit_url = None
     if push:
-        result: str | None = None
+        step = _MainStep()
         if main:
-            try:
+            with _main_step(trainer, step, "push failed: "):
                 commit_url = _publish(
                     view,
                     scan,
@@ -171,14 +161,9 @@ def finalize(
                     version or _default_version(trainer),
                     keep_visibility,
                 )
-            except R1ReleaseError as exc:
-                result = f"push failed: {exc}"
-            except Exception as exc:
-                _abandon(trainer, exc)
-                raise
-        result = _rendezvous(trainer, result)
-        if result is not None:
-            raise FinalizeError(result)
+        failure = _rendezvous(trainer, step.failure)
+        if failure is not None:
+            raise FinalizeError(failure)
     return FinalizeResult(out, report, fixed, metrics, commit_url, main)
 
 
@@ -309,6 +294,25 @@ def _default_version(trainer: Any) -> str:
 def _findings_message(out: Path, errors: Sequence[Finding]) -> str:
     lines = "; ".join(f"{f.rule} ({f.file or out.name}): {f.message}" for f in errors)
     return f"{out}: {len(errors)} error finding(s): {lines}"
+
+
+@dataclass
+class _MainStep:
+    failure: str | None = None  # the message every rank raises
+
+
+@contextlib.contextmanager
+def _main_step(trainer: Any, step: _MainStep, prefix: str = "") -> Iterator[None]:
+    """A main-process step between two rendezvous: its R1ReleaseError becomes
+    ``step.failure`` (raised on every rank after the rendezvous); any other error is passed
+    to the waiting ranks, then raised here."""
+    try:
+        yield
+    except R1ReleaseError as exc:
+        step.failure = f"{prefix}{exc}"
+    except Exception as exc:
+        _abandon(trainer, exc)
+        raise
 
 
 def _abandon(trainer: Any, exc: BaseException) -> None:

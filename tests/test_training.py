@@ -224,3 +224,43 @@ def test_rendezvous_timeout_is_one_error_naming_the_knob(monkeypatch):
     monkeypatch.setenv("R1RELEASE_FINALIZE_TIMEOUT", "soon")
     with pytest.raises(training.FinalizeError, match="is not a number of seconds"):
         training._finalize_timeout()
+
+
+@pytest.mark.slow
+def test_an_unexpected_main_error_reaches_the_waiting_rank(monkeypatch):
+    import threading
+
+    from r1release import training
+
+    server, client = _store_pair()
+    stores = {0: server, 1: client}
+    local = threading.local()
+    monkeypatch.setattr(training, "_default_store", lambda: stores[local.rank])
+
+    class PerRank:
+        def __next__(self):
+            local.count = getattr(local, "count", 0) + 1
+            return local.count
+
+    monkeypatch.setattr(training, "_rendezvous_count", PerRank())
+    raised, got = [], {}
+
+    def main_rank():
+        local.rank = 0
+        try:
+            with training._main_step(_Ranks(0), training._MainStep()):
+                raise OSError(28, "No space left on device")
+        except OSError as exc:
+            raised.append(exc)
+
+    def other_rank():
+        local.rank = 1
+        got[1] = training._rendezvous(_Ranks(1), None)
+
+    threads = [threading.Thread(target=main_rank), threading.Thread(target=other_rank)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert len(raised) == 1  # the main process raises the real error
+    assert got[1] == "the main process failed: OSError: [Errno 28] No space left on device"
