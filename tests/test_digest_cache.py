@@ -160,6 +160,7 @@ def test_same_size_rewrite_within_the_racy_window_is_read(checkpoint, cache, rea
     monkeypatch.setattr(digests.Identity, "of", coarse)
     path = checkpoint()
     shard = path / "model-00001-of-00002.safetensors"
+    os.utime(shard)  # just written (the fixture's copy keeps the session build's mtime)
     tick = shard.stat().st_mtime_ns
     _scan(path)
     data = bytearray(shard.read_bytes())

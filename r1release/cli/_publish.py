@@ -3,6 +3,7 @@ before any write, staging, the manifest, publishing and the plan they print."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import click
 from r1release.cli._common import (
     _deep_progress,
     _h,
+    _no_cache_opt,
     _one_line,
     _template_name,
     _write_file,
@@ -61,6 +63,33 @@ _allow_public_opt = click.option(
     is_flag=True,
     help="Publish into an existing public repository although release.yaml says private.",
 )
+
+
+def _release_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options ``push`` and ``release`` share (after ``--force``), handed to the command
+    as one ``options: _ReleaseOptions``."""
+
+    @functools.wraps(command)
+    def wrapper(
+        *args: Any,
+        fmt: str | None,
+        manifest_out: Path | None,
+        expect_manifest: Path | None,
+        allow_public: bool,
+        deadline: float | None,
+        no_cache: bool,
+        **kwargs: Any,
+    ) -> Any:
+        options = _ReleaseOptions(
+            fmt, manifest_out, expect_manifest, allow_public, deadline, no_cache
+        )
+        return command(*args, options=options, **kwargs)
+
+    for option in reversed(
+        (_format_opt, _manifest_opt, _expect_opt, _allow_public_opt, _deadline_opt, _no_cache_opt)
+    ):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _trusted_publishing() -> None:

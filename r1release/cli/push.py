@@ -6,16 +6,12 @@ from pathlib import Path
 
 import click
 
-from r1release.cli._common import _model_opt, _no_cache_opt, _path_arg, _target
+from r1release.cli._common import _model_opt, _path_arg, _target
 from r1release.cli._publish import (
-    _allow_public_opt,
-    _deadline_opt,
     _dry_run_opt,
-    _expect_opt,
     _force_opt,
-    _format_opt,
-    _manifest_opt,
     _release,
+    _release_options,
     _ReleaseOptions,
 )
 
@@ -26,12 +22,7 @@ from r1release.cli._publish import (
 @click.option("--version", "version", required=True, help="Release version, e.g. v1.2.0.")
 @_dry_run_opt
 @_force_opt
-@_format_opt
-@_manifest_opt
-@_expect_opt
-@_allow_public_opt
-@_deadline_opt
-@_no_cache_opt
+@_release_options
 @click.pass_context
 def push(
     ctx: click.Context,
@@ -40,12 +31,7 @@ def push(
     version: str,
     dry_run: bool,
     force: bool,
-    fmt: str | None,
-    manifest_out: Path | None,
-    expect_manifest: Path | None,
-    allow_public: bool,
-    deadline: float | None,
-    no_cache: bool,
+    options: _ReleaseOptions,
 ) -> None:
     """Check, stage and push a model of release.yaml as one commit tagged VERSION."""
     from r1release.errors import UsageError
@@ -63,7 +49,5 @@ def push(
         check_version(version),
         dry_run=dry_run,
         force=force,
-        options=_ReleaseOptions(
-            fmt, manifest_out, expect_manifest, allow_public, deadline, no_cache
-        ),
+        options=options,
     )

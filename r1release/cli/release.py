@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 
-from r1release.cli._common import _model_opt, _no_cache_opt
+from r1release.cli._common import _model_opt
 from r1release.cli._publish import (
-    _allow_public_opt,
-    _deadline_opt,
-    _expect_opt,
     _force_opt,
-    _format_opt,
-    _manifest_opt,
     _release,
+    _release_options,
     _ReleaseOptions,
     _version_opt,
 )
@@ -33,12 +28,7 @@ from r1release.cli._publish import (
     "CI and a dry run elsewhere.",
 )
 @_force_opt
-@_format_opt
-@_manifest_opt
-@_expect_opt
-@_allow_public_opt
-@_deadline_opt
-@_no_cache_opt
+@_release_options
 @click.pass_context
 def release(
     ctx: click.Context,
@@ -47,12 +37,7 @@ def release(
     version: str | None,
     dry_run: bool | None,
     force: bool,
-    fmt: str | None,
-    manifest_out: Path | None,
-    expect_manifest: Path | None,
-    allow_public: bool,
-    deadline: float | None,
-    no_cache: bool,
+    options: _ReleaseOptions,
 ) -> None:
     """Release what a git tag, a workflow_dispatch event or --model/--version names.
 
@@ -86,7 +71,5 @@ def release(
         resolved.version,
         dry_run=dry_run,
         force=force,
-        options=_ReleaseOptions(
-            fmt, manifest_out, expect_manifest, allow_public, deadline, no_cache
-        ),
+        options=options,
     )
