@@ -233,6 +233,34 @@ class ModelConfig:
             identifier=TAG_GLOB,
         ),
     )
+    evals: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            "Benchmark results files (lighteval or lm-evaluation-harness results JSON): paths "
+            "or globs, relative to release.yaml or, failing that, to the checkpoint."
+        ),
+    )
+    method: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Training method named in the card (`sft`, `grpo`, `dpo`, ...); default: what the "
+            "checkpoint records."
+        ),
+    )
+    intended_use: str | None = field(
+        default=None, metadata=_doc("The card's intended-use section (Markdown).")
+    )
+    limitations: str | None = field(
+        default=None, metadata=_doc("The card's limitations section (Markdown).")
+    )
+    local_paths: Literal["error", "omit"] = field(
+        default="error",
+        metadata=_doc(
+            "What to do when `base_model` or `dataset_name` is a local path, not a Hub id: "
+            "`error` (default) stops the release; `omit` leaves it out of the card's metadata "
+            "with a warning."
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -279,6 +307,14 @@ class PushConfig:
     fix: bool = field(
         default=True,
         metadata=_doc("Upload a fixed staged copy; the checkpoint on disk is never edited."),
+    )
+    keep: tuple[str, ...] = field(
+        default=(".eval_results/**",),
+        metadata=_doc(
+            "Glob patterns of files on the Hub that a release keeps although it does not stage "
+            "them (default `[.eval_results/**]`); a file a previous release made is deleted "
+            "when this one drops it."
+        ),
     )
     allow_skipped: tuple[str, ...] = field(
         default=(),
