@@ -24,7 +24,7 @@ from typing import Any
 
 from r1release.errors import CheckpointError, FileUnreadable
 from r1release.safetensors_header import (  # noqa: F401  (re-exported: the public names moved)
-    DTYPE_SIZES,
+    DTYPE_BITS,
     MAX_DIM,
     MAX_ELEMENTS,
     MAX_HEADER,
@@ -90,6 +90,9 @@ MAX_ENTRIES = 100_000  # files and directories listed in one checkpoint
 # every other top-level file it knows, config.json included (its transformers_version).
 _NOT_TOKENIZER = ("generation_config.json", INDEX_FILE, "README.md")
 _TEMPLATE_JSON = ("tokenizer_config.json", "chat_template.json")  # JSON the template is read from
+# What transformers' tokenizer loader reads from config.json (to decide on its Mistral regex
+# fix, tokenization_utils_tokenizers.py); nothing else of it changes the tokenizer.
+_TOKENIZER_CONFIG_KEYS = ("transformers_version", "model_type")
 
 
 def is_leftover(path: str) -> bool:
@@ -294,12 +297,25 @@ class Checkpoint:
     def _forget(self, names: Iterable[str]) -> None:
         """Drop what was read or derived from ``names``."""
         names = set(names)
+        config_before = self._json.get("config.json")
         for name in names:
             self._json.pop(name, None)
             self._headers.pop(name, None)
+        if "config.json" in names and self._same_for_tokenizer(config_before):
+            names.discard("config.json")  # a fix's eos_token_id or use_cache: same tokenizer
         if any(tokenizer_input(name) for name in names):
             self.__dict__.pop("_tokenizer", None)
             self._turn_end = None
+
+    def _same_for_tokenizer(self, before: Any) -> bool:
+        """Whether ``config.json`` still holds what the tokenizer loader read from it before."""
+        if not isinstance(before, dict):
+            return False
+        after = self._read_json("config.json")  # the disk, as the tokenizer loader reads it
+        self._json["config.json"] = after
+        return isinstance(after, dict) and all(
+            before.get(key) == after.get(key) for key in _TOKENIZER_CONFIG_KEYS
+        )
 
     # ------------------------------------------------------------------ JSON
 

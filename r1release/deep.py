@@ -11,6 +11,12 @@ whether a piece holds any non-finite value at all (as unsigned integers the nega
 are the largest values; as signed integers the positive ones are), and only counts, in
 cache-sized blocks, in the rare piece that does. See bench/RESULTS.md.
 
+Every safetensors dtype is either scanned or cannot hold a NaN/Inf: the integers and BOOL,
+and the sub-byte MX floats F4 (E2M1) and F6 (E2M3, E3M2), which have no NaN or Inf encoding
+(finite by construction). Of the float8s, E5M2 is IEEE-like (Inf and NaN have an all-ones
+exponent), E4M3 (e4m3fn) has no Inf and NaN S.1111.111, E8M0 (the MX scale) has NaN 0xFF
+only, and the FNUZ variants have no Inf and no negative zero: their one NaN is 0x80.
+
 Files larger than ``KEEP_BYTES`` (the weights) that are unchanged since an earlier scan are
 served from the digest cache (:mod:`r1release.digests`) without being read.
 """
@@ -60,6 +66,11 @@ _FLOAT_BITS: dict[str, tuple[type, int, int]] = {
     "F8_E4M3": (np.uint8, 0x7F, 0x7F),  # e4m3fn: no Inf, NaN is S.1111.111
     "F8_E8M0": (np.uint8, 0xFF, 0xFF),
 }
+# The FNUZ float8s: their one NaN, 0x80 (negative zero's bit pattern), is the smallest int8,
+# so one ``min`` reduction tells whether a piece holds any.
+_FNUZ = frozenset({"F8_E4M3FNUZ", "F8_E5M2FNUZ"})
+_FNUZ_NAN = np.int8(-128)
+SCANNED = frozenset(_FLOAT_BITS) | _FNUZ  # the dtypes whose tensors the scan reads
 _SIGNED: dict[type, type] = {np.uint8: np.int8, np.uint16: np.int16, np.uint32: np.int32,
                              np.uint64: np.int64}  # fmt: skip
 
@@ -220,7 +231,7 @@ def _jobs(checkpoint: Checkpoint) -> list[_Job]:
             jobs.append(_Job(entry))
             continue
         floats = sorted(
-            ((n, t) for n, t in header.tensors.items() if t.dtype in _FLOAT_BITS and t.nbytes),
+            ((n, t) for n, t in header.tensors.items() if t.dtype in SCANNED and t.nbytes),
             key=lambda item: item[1].begin,
         )
         jobs.append(_Job(entry, header.data_start, tuple(floats)))
@@ -304,7 +315,7 @@ def _scan_chunk(chunk: memoryview, pos: int, tensors: list[TensorInfo], state: _
 
 
 def _scan_piece(piece: memoryview, index: int, dtype: str, state: _ScanState) -> int:
-    size = np.dtype(_FLOAT_BITS[dtype][0]).itemsize
+    size = 1 if dtype in _FNUZ else np.dtype(_FLOAT_BITS[dtype][0]).itemsize
     bad = 0
     pending = state.carry.pop(index, b"")
     if pending:
@@ -324,6 +335,8 @@ def _scan_piece(piece: memoryview, index: int, dtype: str, state: _ScanState) ->
 
 def _count(data: memoryview, dtype: str) -> int:
     """The number of NaN/Inf values among the raw ``dtype`` elements in ``data``."""
+    if dtype in _FNUZ:
+        return _count_fnuz(np.frombuffer(data, dtype=np.int8))
     kind, mask, threshold = _FLOAT_BITS[dtype]
     bits = np.frombuffer(data, dtype=kind)
     sign = 1 << (8 * bits.itemsize - 1)
@@ -336,4 +349,13 @@ def _count(data: memoryview, dtype: str) -> int:
     return sum(
         int(np.count_nonzero((bits[i : i + step] & kind(mask)) >= threshold))
         for i in range(0, len(bits), step)
+    )
+
+
+def _count_fnuz(bits: np.ndarray) -> int:
+    """The NaNs (0x80, the only non-finite FNUZ value) among raw FNUZ float8 ``bits``."""
+    if bits.min() > _FNUZ_NAN:
+        return 0
+    return sum(
+        int(np.count_nonzero(bits[i : i + BLOCK] == _FNUZ_NAN)) for i in range(0, len(bits), BLOCK)
     )

@@ -15,12 +15,15 @@ from typing import Any
 
 from r1release.errors import FileUnreadable
 
-# safetensors dtypes: name -> bytes per element
-DTYPE_SIZES = {
-    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1,
-    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
-    "I32": 4, "U32": 4, "F32": 4,
-    "I64": 8, "U64": 8, "F64": 8, "C64": 8,
+# Every dtype safetensors 0.8 defines (its Rust ``Dtype`` enum): name -> bits per element.
+# F4 and F6 are sub-byte: a tensor's span is its element count times these bits, which must
+# be a whole number of bytes (safetensors rejects the file otherwise; nothing is rounded).
+DTYPE_BITS = {
+    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+    "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+    "F8_E4M3FNUZ": 8, "F8_E5M2FNUZ": 8,
+    "I16": 16, "U16": 16, "F16": 16, "BF16": 16,
+    "I32": 32, "U32": 32, "F32": 32, "C64": 64, "F64": 64, "I64": 64, "U64": 64,
 }  # fmt: skip
 MAX_HEADER = 100_000_000  # the limit the safetensors library enforces
 MAX_DIM = 2**53  # bounds on a tensor's shape in a safetensors header (exclusive)
@@ -103,7 +106,7 @@ def _tensor_info(file: str, key: str, value: Any) -> TensorInfo:
     if not isinstance(value, dict):
         raise HeaderError(file, f"tensor {name}: entry is not an object")
     dtype, shape, offsets = value.get("dtype"), value.get("shape"), value.get("data_offsets")
-    if not isinstance(dtype, str) or dtype not in DTYPE_SIZES:
+    if not isinstance(dtype, str) or dtype not in DTYPE_BITS:
         shown = repr(dtype) if len(repr(dtype)) <= 40 else repr(dtype)[:39] + "…"
         raise HeaderError(file, f"tensor {name}: unknown dtype {shown}")
     if not isinstance(shape, list) or not all(
@@ -136,7 +139,7 @@ def _tensor_info(file: str, key: str, value: Any) -> TensorInfo:
         or offsets[0] > offsets[1]
     ):
         raise HeaderError(file, f"tensor {name}: data_offsets must be [begin, end], begin <= end")
-    needed = elements * DTYPE_SIZES[dtype]
+    needed = _span(file, name, dtype, shape, elements)
     if offsets[1] - offsets[0] != needed:
         raise HeaderError(
             file,
@@ -144,6 +147,19 @@ def _tensor_info(file: str, key: str, value: Any) -> TensorInfo:
             f"{dtype}{_shape(shape)} needs {needed}",
         )
     return TensorInfo(dtype, tuple(shape), offsets[0], offsets[1])
+
+
+def _span(file: str, name: str, dtype: str, shape: list[int], elements: int) -> int:
+    """The bytes ``elements`` of ``dtype`` take. Like safetensors, a sub-byte tensor (F4, F6)
+    whose bits do not fill a whole number of bytes is an error, not a rounded span."""
+    bits = elements * DTYPE_BITS[dtype]
+    if bits % 8:
+        raise HeaderError(
+            file,
+            f"tensor {name}: {dtype}{_shape(shape)} is {_number(elements)} elements of "
+            f"{DTYPE_BITS[dtype]} bits ({_number(bits)} bits), not a whole number of bytes",
+        )
+    return bits // 8
 
 
 def _tensor_name(key: str) -> str:

@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from r1release import deep
 from r1release.checkpoint import Checkpoint
 from r1release.cli import main
+from r1release.rules import finite_weights
+from r1release.safetensors_header import DTYPE_BITS
 
 from factory import safetensors_bytes
 
@@ -41,8 +43,7 @@ def test_plain_check_has_no_digests(checkpoint):
 def _with_nan(path, values_by_dtype):
     tensors = {}
     for name, (dtype, raw) in values_by_dtype.items():
-        itemsize = {"BF16": 2, "F16": 2, "F32": 4, "F64": 8, "F8_E5M2": 1, "I32": 4}[dtype]
-        tensors[name] = (dtype, (len(raw) // itemsize,), raw)
+        tensors[name] = (dtype, (len(raw) * 8 // DTYPE_BITS[dtype],), raw)
     (path / "model-00002-of-00002.safetensors").unlink()
     (path / "model.safetensors.index.json").unlink()
     (path / "model-00001-of-00002.safetensors").unlink()
@@ -77,6 +78,69 @@ def test_nonfinite_values_found_with_counts(checkpoint, monkeypatch, chunk):
         "bad.f32": 1,
         "bad.f64": 1,
     }
+
+
+ALL_BYTES = bytes(range(256))
+
+
+@pytest.mark.parametrize("chunk", [deep.CHUNK, 7])
+def test_float8_nonfinite_bit_patterns(checkpoint, monkeypatch, chunk):
+    """Each float8 by its own patterns over all 256 bytes: e4m3fn has NaN S.1111.111 and no
+    Inf, E5M2 an IEEE all-ones exponent, E8M0 NaN 0xFF, the FNUZ variants NaN 0x80 only
+    (which would be negative zero elsewhere); F4 and F6 have no NaN/Inf (all ones is finite)."""
+    monkeypatch.setattr(deep, "CHUNK", chunk)
+    path = checkpoint()
+    float8 = ["F8_E4M3", "F8_E5M2", "F8_E8M0", "F8_E4M3FNUZ", "F8_E5M2FNUZ"]
+    tensors = {name: (name, ALL_BYTES + b"\xff" * 3) for name in float8}
+    tensors |= {name: (name, b"\xff" * 12) for name in ["F4", "F6_E2M3", "F6_E3M2"]}
+    _with_nan(path, tensors)
+    scan = deep.scan_checkpoint(Checkpoint(path), workers=2)
+    assert dict(scan.nonfinite["model.safetensors"]) == {
+        "F8_E4M3": 2 + 3,
+        "F8_E5M2": 8 + 3,
+        "F8_E8M0": 1 + 3,
+        "F8_E4M3FNUZ": 1,
+        "F8_E5M2FNUZ": 1,
+    }
+
+
+def test_every_dtype_is_scanned_or_finite_by_construction():
+    """A dtype the reader accepts is either scanned or one that has no NaN/Inf encoding:
+    integers and BOOL, and the sub-byte MX floats F4 and F6 (the ``finite-weights`` doc)."""
+    finite = {"BOOL", "U8", "I8", "U16", "I16", "U32", "I32", "U64", "I64", "F4", "F6_E2M3",
+              "F6_E3M2"}  # fmt: skip
+    assert set(DTYPE_BITS) - finite == deep.SCANNED
+    doc = " ".join(deep.__doc__.split()) + " ".join(finite_weights.__doc__.split())
+    assert "F4 (E2M1) and F6 (E2M3, E3M2)" in doc and "finite by construction" in doc
+
+
+def test_fnuz_nan_found_in_a_large_clean_tensor(checkpoint):
+    """The FNUZ fast path (one ``min``) sees a single NaN among many finite bytes, 0xFF and
+    0x7F (the largest magnitudes, finite in FNUZ) included."""
+    path = checkpoint()
+    raw = bytearray(b"\x7f\xff\x01\x00" * (deep.BLOCK // 2))
+    raw[-5] = 0x80
+    _with_nan(path, {"w": ("F8_E5M2FNUZ", bytes(raw)), "clean": ("F8_E4M3FNUZ", b"\xff\x7f")})
+    scan = deep.scan_checkpoint(Checkpoint(path))
+    assert scan.nonfinite["model.safetensors"] == [("w", 1)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("dtype", "torch_name"),
+    [("F8_E4M3", "float8_e4m3fn"), ("F8_E5M2", "float8_e5m2"), ("F8_E8M0", "float8_e8m0fnu"),
+     ("F8_E4M3FNUZ", "float8_e4m3fnuz"), ("F8_E5M2FNUZ", "float8_e5m2fnuz")],
+)  # fmt: skip
+def test_float8_patterns_agree_with_torch(dtype, torch_name):
+    """The byte values the scan counts are exactly those torch decodes as NaN or Inf."""
+    import torch
+
+    decoded = torch.frombuffer(bytearray(ALL_BYTES), dtype=torch.uint8).view(
+        getattr(torch, torch_name)
+    )
+    expected = [b for b in range(256) if not torch.isfinite(decoded[b].float())]
+    assert [b for b in range(256) if deep._count(memoryview(bytes([b])), dtype)] == expected
+    assert deep._count(memoryview(ALL_BYTES), dtype) == len(expected)
 
 
 def test_unaligned_tensor_offsets(checkpoint, monkeypatch):

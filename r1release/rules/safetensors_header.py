@@ -1,8 +1,10 @@
 """safetensors-header: every safetensors file has a valid header and layout.
 
-The 8-byte header length fits the file, the header is a JSON object, each tensor has a known
-dtype and a shape matching its byte span, offsets are contiguous without overlap, and the
-file ends exactly after the last tensor. Only headers are read.
+The 8-byte header length fits the file, the header is a JSON object, each tensor has a dtype
+safetensors defines (all of them, sub-byte F4 and F6 included) and a shape matching its byte
+span (element count times the dtype's bits; a sub-byte tensor that does not fill whole bytes
+is invalid, as safetensors has it), offsets are contiguous without overlap, and the file
+ends exactly after the last tensor. Only headers are read.
 
 Fails: a truncated shard, a header length past the end of the file, overlapping offsets.
 """
