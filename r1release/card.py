@@ -3,6 +3,20 @@
 Metadata goes through huggingface_hub's ``ModelCardData`` (so the YAML is what the Hub
 expects); the body is a Jinja template (``DEFAULT_TEMPLATE``, or one named in release.yaml)
 rendered with values that are never ``None``: a missing value leaves its line out.
+
+What the card says comes from what the checkpoint records, never from this machine or the
+clock: the training method (release.yaml's ``method``, else TRL's own card beside the
+weights, else the metrics TRL's trainers log), hyperparameters from ``trainer_state.json``
+and ``training_args.json`` (``training_args.bin`` is a pickle and is never read), the
+tracking run and framework versions that TRL's card recorded, and the release's own
+generation settings for the quick start.
+
+Benchmark results (:class:`~r1release.evals.EvalResult`) go into the body's table only. The
+card has no ``model-index``: huggingface_hub 2.4 documents it as the legacy format
+(``EvalResult`` in ``repocard_data.py``) next to the current ``.eval_results/*.yaml``
+(``EvalResultEntry``), which the release writes from the same results; a second copy in the
+metadata could only disagree with it. The Trainer's own ``eval_*`` metrics (a loss on a
+held-out split) are training diagnostics, shown in the training section, never as a benchmark.
 """
 
 from __future__ import annotations
@@ -14,7 +28,7 @@ import math
 import os
 import re
 import subprocess
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sized, ValuesView
+from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, Sized, ValuesView
 from dataclasses import dataclass
 from types import GeneratorType
 from typing import Any
@@ -28,8 +42,16 @@ from r1release.checkpoint import (
 )
 from r1release.config import ModelConfig
 from r1release.errors import FileUnreadable, R1ReleaseError
+from r1release.evals import EvalResult
 
 RESULT_FILES = ("all_results.json", "train_results.json", "eval_results.json")
+NOT_RESULTS = ("_runtime", "_samples_per_second", "_steps_per_second")
+"""Suffixes of Trainer metrics that measure the machine, not the model."""
+REASONING_TOKENS = 4096
+"""The quick start's least ``max_new_tokens``: an R1-style model thinks for thousands of
+tokens before it answers (open-r1 evaluates with 32768), so 512 or a short
+``generation_config.json`` value cuts the trace off before the answer; a larger recorded
+value is kept."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +102,8 @@ def _git(args: list[str]) -> str | None:
 
 @dataclass(frozen=True)
 class TrainingSummary:
-    metrics: dict[str, float | int]  # train_* and epoch, from the results files
-    eval_metrics: dict[str, float | int]  # eval_*
+    metrics: dict[str, float | int]  # train_*, from the results files and the log history
+    eval_metrics: dict[str, float | int]  # eval_* results (timings left out)
     global_step: int | None = None
     epochs: float | None = None
     log_history_steps: int = 0
@@ -95,21 +117,30 @@ def training_summary(checkpoint: Checkpoint) -> TrainingSummary:
             if _is_number(value):
                 metrics.setdefault(key, value)
     state = _json_or_empty(checkpoint, "trainer_state.json")
-    history = state.get("log_history") if isinstance(state.get("log_history"), list) else []
+    history = _log_history(state)
     for entry in reversed(history):
-        if isinstance(entry, dict):
-            for key, value in entry.items():
-                if key.startswith(("train_", "eval_")) and _is_number(value):
-                    metrics.setdefault(key, value)
+        for key, value in entry.items():
+            if key.startswith(("train_", "eval_")) and _is_number(value):
+                metrics.setdefault(key, value)
     step = state.get("global_step")
     epoch = state.get("epoch", metrics.get("epoch"))
     return TrainingSummary(
         metrics={k: v for k, v in metrics.items() if k.startswith("train_")},
-        eval_metrics={k: v for k, v in metrics.items() if k.startswith("eval_")},
-        global_step=step if isinstance(step, int) and not isinstance(step, bool) else None,
+        eval_metrics={k: v for k, v in metrics.items() if _is_eval_result(k)},
+        global_step=step if _is_count(step) else None,
         epochs=float(epoch) if _is_number(epoch) else None,
         log_history_steps=len(history),
     )
+
+
+def _is_eval_result(key: str) -> bool:
+    """An ``eval_*`` metric of the model (``eval_runtime`` and the like time the machine)."""
+    return key.startswith("eval_") and not key.endswith(NOT_RESULTS)
+
+
+def _log_history(state: Mapping[str, Any]) -> list[dict[str, Any]]:
+    history = state.get("log_history")
+    return [e for e in history if isinstance(e, dict)] if isinstance(history, list) else []
 
 
 def _json_or_empty(checkpoint: Checkpoint, name: str) -> dict[str, Any]:
@@ -123,6 +154,16 @@ def _json_or_empty(checkpoint: Checkpoint, name: str) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+def _text_or_empty(checkpoint: Checkpoint, name: str) -> str:
+    entry = checkpoint.entry(name)
+    if entry is None or entry.is_dir or entry.size > MAX_JSON:
+        return ""
+    try:
+        return checkpoint.raw_text(name)
+    except FileUnreadable:
+        return ""
+
+
 def _is_number(value: Any) -> bool:
     return (
         isinstance(value, (int, float))
@@ -131,33 +172,407 @@ def _is_number(value: Any) -> bool:
     )
 
 
-def card_data(model: ModelConfig, summary: TrainingSummary) -> str:
-    """The card's YAML metadata, through huggingface_hub's ``ModelCardData`` (no null values)."""
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+# ---------------------------------------------------------------------------------------
+# The training method and what the run recorded
+# ---------------------------------------------------------------------------------------
+
+TRL_CITATION = """\
+@software{vonwerra2020trl,
+  title   = {{TRL: Transformers Reinforcement Learning}},
+  author  = {von Werra, Leandro and Belkada, Younes and Tunstall, Lewis and Beeching, Edward \
+and Thrush, Tristan and Lambert, Nathan and Huang, Shengyi and Rasul, Kashif and Gallouédec, \
+Quentin},
+  license = {Apache-2.0},
+  url     = {https://github.com/huggingface/trl},
+  year    = {2020}
+}"""
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method as TRL's trainer names it (``_name``, ``_tag_names``, ``_paper``)."""
+
+    name: str
+    tag: str
+    paper_title: str | None = None
+    paper_id: str | None = None
+    citation: str | None = None
+
+
+# Copied from TRL 1.16's trainers (their ``_paper`` attributes), so the card cites what
+# TRL's own card cites.
+METHODS: dict[str, Method] = {
+    "sft": Method("SFT", "sft"),
+    "grpo": Method(
+        "GRPO",
+        "grpo",
+        "DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language Models",
+        "2402.03300",
+        """\
+@article{shao2024deepseekmath,
+    title        = {{DeepSeekMath: Pushing the Limits of Mathematical Reasoning in Open Language \
+Models}},
+    author       = {Zhihong Shao and Peiyi Wang and Qihao Zhu and Runxin Xu and Junxiao Song \
+and Mingchuan Zhang and Y. K. Li and Y. Wu and Daya Guo},
+    year         = 2024,
+    eprint       = {arXiv:2402.03300},
+}""",
+    ),
+    "dpo": Method(
+        "DPO",
+        "dpo",
+        "Direct Preference Optimization: Your Language Model is Secretly a Reward Model",
+        "2305.18290",
+        """\
+@inproceedings{rafailov2023direct,
+    title        = {{Direct Preference Optimization: Your Language Model is Secretly a Reward \
+Model}},
+    author       = {Rafael Rafailov and Archit Sharma and Eric Mitchell and Christopher D. \
+Manning and Stefano Ermon and Chelsea Finn},
+    year         = 2023,
+    booktitle    = {Advances in Neural Information Processing Systems 36: Annual Conference on \
+Neural Information Processing Systems 2023, NeurIPS 2023, New Orleans, LA, USA, December 10 - \
+16, 2023},
+    url          = {http://papers.nips.cc/paper_files/paper/2023/hash/\
+a85b405ed65c6477a4fe8302b5e06ce7-Abstract-Conference.html},
+    editor       = {Alice Oh and Tristan Naumann and Amir Globerson and Kate Saenko and Moritz \
+Hardt and Sergey Levine},
+}""",
+    ),
+    "kto": Method(
+        "KTO",
+        "kto",
+        "KTO: Model Alignment as Prospect Theoretic Optimization",
+        "2402.01306",
+        """\
+@article{ethayarajh2024kto,
+    title        = {{KTO: Model Alignment as Prospect Theoretic Optimization}},
+    author       = {Kawin Ethayarajh and Winnie Xu and Niklas Muennighoff and Dan Jurafsky and \
+Douwe Kiela},
+    year         = 2024,
+    eprint       = {arXiv:2402.01306},
+}""",
+    ),
+    "rloo": Method(
+        "RLOO",
+        "rloo",
+        "Back to Basics: Revisiting REINFORCE-Style Optimization for Learning from Human "
+        "Feedback in LLMs",
+        "2402.14740",
+        """\
+@inproceedings{ahmadian2024back,
+    title        = {{Back to Basics: Revisiting REINFORCE-Style Optimization for Learning from \
+Human Feedback in LLMs}},
+    author       = {Arash Ahmadian and Chris Cremer and Matthias Gall{\\'{e}} and Marzieh Fadaee \
+and Julia Kreutzer and Olivier Pietquin and Ahmet {\\"{U}}st{\\"{u}}n and Sara Hooker},
+    year         = 2024,
+    booktitle    = {Proceedings of the 62nd Annual Meeting of the Association for Computational \
+Linguistics (Volume 1: Long Papers), {ACL} 2024, Bangkok, Thailand, August 11-16, 2024},
+    pages        = {12248--12267},
+    publisher    = {Association for Computational Linguistics},
+    editor       = {Lun{-}Wei Ku and Andre Martins and Vivek Srikumar},
+}""",
+    ),
+}
+_METHOD_TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+# What each trainer logs that the others do not (TRL 1.16's ``_metrics`` keys), most specific
+# first: DPO also logs ``mean_token_accuracy``; RLOO logs the same keys as GRPO, so a
+# checkpoint from RLOO without TRL's card needs ``method: rloo`` in release.yaml.
+_LOGGED_BY = (
+    ("kto", frozenset({"kl", "rewards/chosen"})),
+    ("dpo", frozenset({"rewards/margins", "logps/chosen"})),
+    ("grpo", frozenset({"reward", "completions/mean_length"})),
+    ("sft", frozenset({"mean_token_accuracy"})),
+)
+
+
+def training_method(
+    model: ModelConfig, history: Sequence[Mapping[str, Any]], trl_card: str
+) -> Method | None:
+    """release.yaml's ``method``; else the one TRL's card names ("This model was trained with
+    GRPO"); else the one whose metrics the log history holds; else None."""
+    if model.method:
+        key = model.method.strip().lower()
+        if key in METHODS:
+            return METHODS[key]
+        tag = key if _METHOD_TAG.fullmatch(key) else ""
+        return Method(model.method.strip(), tag)
+    named = re.search(r"^This model was trained with ([A-Za-z][\w -]{0,31}?)[,.]", trl_card, re.M)
+    if named:
+        for method in METHODS.values():
+            if method.name == named.group(1):
+                return method
+    logged = {key for entry in history for key in entry}
+    for key, needs in _LOGGED_BY:
+        if needs <= logged:
+            return METHODS[key]
+    return None
+
+
+_TRACKERS = (
+    ("Weights & Biases", re.compile(r"https://wandb\.ai/[\w.-]+/[\w.-]+/runs/[\w-]+")),
+    (
+        "Trackio",
+        re.compile(r"https://[a-z0-9-]+\.hf\.space/?\?project=[\w.%-]+&runs=[\w.%-]+"),
+    ),
+    ("Comet", re.compile(r"https://www\.comet\.com/[\w.-]+/[\w.-]+/[\w-]+")),
+)
+
+
+def tracking_runs(trl_card: str) -> list[list[str]]:
+    """The experiment-tracking runs TRL's card links (its badges and its ``trackio:`` tag),
+    as ``[label, url]``: the first link of each tracker, matched strictly (the card is
+    untrusted text)."""
+    found = []
+    for label, pattern in _TRACKERS:
+        match = pattern.search(trl_card)
+        if match:
+            found.append([label, match.group(0)])
+    return found
+
+
+_FRAMEWORKS = {
+    "trl": "TRL",
+    "transformers": "Transformers",
+    "pytorch": "PyTorch",
+    "torch": "PyTorch",
+    "datasets": "Datasets",
+    "tokenizers": "Tokenizers",
+    "accelerate": "Accelerate",
+    "peft": "PEFT",
+}
+_VERSION = r"[0-9][0-9A-Za-z.+!-]{0,63}"
+
+
+def framework_versions(checkpoint: Checkpoint, trl_card: str | None = None) -> dict[str, str]:
+    """Versions recorded by the training run (TRL's card lists its environment), else those
+    the saved files name (``transformers_version``); never this machine's."""
+    card = _text_or_empty(checkpoint, "README.md") if trl_card is None else trl_card
+    found: dict[str, str] = {}
+    section = re.search(r"^#+ Framework versions\n((?:\n|- .*\n)*)", card, re.M | re.I)
+    for line in section.group(1).splitlines() if section else ():
+        match = re.fullmatch(rf"- ([A-Za-z]+): ({_VERSION})\s*", line)
+        if match and match.group(1).lower() in _FRAMEWORKS:
+            found.setdefault(_FRAMEWORKS[match.group(1).lower()], match.group(2))
+    for name in ("config.json", "generation_config.json", "trainer_state.json"):
+        doc = _json_or_empty(checkpoint, name)
+        for key, label in (("transformers_version", "Transformers"), ("trl_version", "TRL")):
+            if isinstance(doc.get(key), str) and re.fullmatch(_VERSION, doc[key]):
+                found.setdefault(label, doc[key])
+    return found
+
+
+# training_args.json keys worth a card row (TrainingArguments / TRL configs), in this order.
+_ARGS = (
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_ratio",
+    "warmup_steps",
+    "weight_decay",
+    "optim",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "num_train_epochs",
+    "max_steps",
+    "seed",
+    "bf16",
+    "fp16",
+    "gradient_checkpointing",
+    "max_length",
+    "packing",
+    "num_generations",
+    "max_completion_length",
+    "temperature",
+    "beta",
+    "loss_type",
+)
+
+
+def hyperparameters(state: Mapping[str, Any], args: Mapping[str, Any]) -> list[list[str]]:
+    """``[name, value]`` rows: ``training_args.json`` when the run wrote one, else what
+    ``trainer_state.json`` records of the arguments (per-device batch size, step and epoch
+    budget, and the peak logged learning rate)."""
+    texts = {name: _arg_text(args.get(name)) for name in _ARGS}
+    rows = {name: text for name, text in texts.items() if text is not None}
+    rates = [e["learning_rate"] for e in _log_history(state) if _is_number(e.get("learning_rate"))]
+    recorded = {
+        "learning_rate": f"{_fmt(max(rates))} (peak logged)" if rates else None,
+        "per_device_train_batch_size": _count_text(state.get("train_batch_size")),
+        "num_train_epochs": _count_text(state.get("num_train_epochs")),
+        "max_steps": _count_text(state.get("max_steps")),
+    }
+    for name, text in recorded.items():
+        if text is not None:
+            rows.setdefault(name, text)
+    return [[name, text] for name, text in sorted(rows.items(), key=lambda r: _ARGS.index(r[0]))]
+
+
+def _arg_text(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if _is_number(value):
+        return _fmt(value)
+    if isinstance(value, str) and re.fullmatch(r"[\w.:-]{1,64}", value):
+        return value
+    return None
+
+
+def _count_text(value: Any) -> str | None:
+    return str(value) if _is_count(value) else None
+
+
+def format_duration(seconds: float) -> str:
+    """``894`` → ``14 min 54 s``: a duration a reader takes in at a glance, with its units."""
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours == 0:
+        return f"{minutes} min {secs} s"
+    days, hours = divmod(hours, 24)
+    return f"{hours} h {minutes} min" if days == 0 else f"{days} d {hours} h"
+
+
+def training_results(summary: TrainingSummary) -> list[list[str]]:
+    """``[name, value]`` rows of what training measured, each with its unit."""
+    units = {
+        "train_runtime": format_duration,
+        "train_samples_per_second": lambda v: f"{_fmt(v)} samples/s",
+        "train_steps_per_second": lambda v: f"{_fmt(v)} steps/s",
+    }
+    rows = []
+    if summary.global_step:
+        rows.append(["steps", str(summary.global_step)])
+    if summary.epochs is not None:
+        rows.append(["epochs", f"{summary.epochs:.2f}"])
+    for key, value in sorted(summary.metrics.items()):
+        rows.append([key, units.get(key, _fmt)(value)])
+    for key, value in sorted(summary.eval_metrics.items()):
+        rows.append([key, _fmt(value)])
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# Benchmarks, generation settings, intended use
+# ---------------------------------------------------------------------------------------
+
+
+def benchmark_rows(evals: Sequence[EvalResult]) -> list[dict[str, str]]:
+    """One table row per result, every cell plain text safe inside a Markdown table."""
+    rows = []
+    for result in evals:
+        name = result.benchmark or result.task
+        if result.dataset_id:
+            name = f"[{_cell(name)}](https://huggingface.co/datasets/{_cell(result.dataset_id)})"
+        value = _fmt(result.value)
+        if result.stderr is not None and _is_number(result.stderr):
+            value += f" ± {_fmt(result.stderr)}"
+        tool = result.tool + (f" {result.tool_version}" if result.tool_version else "")
+        rows.append(
+            {
+                "benchmark": name if result.dataset_id else _cell(name),
+                "task": _cell(result.task),
+                "metric": _cell(result.metric),
+                "value": value,
+                "samples": str(result.samples) if result.samples is not None else "—",
+                "generation": _generation_text(result.generation),
+                "tool": _cell(tool),
+            }
+        )
+    return rows
+
+
+def _generation_text(settings: Mapping[str, float | int]) -> str:
+    parts = []
+    for key, text in (
+        ("temperature", "temperature {}"),
+        ("top_p", "top_p {}"),
+        ("max_new_tokens", "{} new tokens max"),
+        ("num_samples", "{} samples per prompt"),
+    ):
+        if _is_number(settings.get(key)):
+            parts.append(text.format(_fmt(settings[key])))
+    return ", ".join(parts) or "—"
+
+
+def _cell(text: str) -> str:
+    """``text`` as one Markdown table cell: one line, no column break, bounded."""
+    flat = " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
+    return flat if len(flat) <= 200 else flat[:199] + "…"
+
+
+def quick_start_kwargs(generation: Mapping[str, Any]) -> list[list[str]]:
+    """``[name, Python literal]`` of the ``pipeline`` call: the release's own sampling
+    settings from ``generation_config.json``, and room for a reasoning trace
+    (:data:`REASONING_TOKENS` at least)."""
+    recorded = generation.get("max_new_tokens")
+    tokens = max(recorded if _is_count(recorded) else 0, REASONING_TOKENS)
+    kwargs = [["max_new_tokens", str(tokens)]]
+    if isinstance(generation.get("do_sample"), bool):
+        kwargs.append(["do_sample", str(generation["do_sample"])])
+    for key in ("temperature", "top_p"):
+        value = generation.get(key)
+        if _is_number(value) and value > 0:
+            kwargs.append([key, repr(float(value))])
+    return kwargs
+
+
+DEFAULT_INTENDED_USE = """\
+A reasoning model: it writes out its thinking before its answer. It is released for research \
+and experimentation with reasoning models: studying how they solve math, code and science \
+problems, comparing training recipes, and as a starting point for further fine-tuning. Give it \
+room to think (thousands of new tokens, as in the quick start) and check its answers before you \
+rely on them."""
+
+DEFAULT_LIMITATIONS = """\
+- It can be wrong with confidence: reasoning that looks careful may contain mistakes, made-up \
+facts or references (hallucinations). Verify its answers, especially before they reach \
+anyone else.
+- A reply cut off by `max_new_tokens` may end mid-thought, without a final answer.
+- It inherits the biases and limitations of its base model and training data, and it has not \
+been evaluated for safety. Do not use it for medical, legal, financial or other high-stakes \
+decisions without human review.
+- Benchmark numbers describe the settings they were measured with (see the table), not every \
+use."""
+
+
+def _section_text(value: str | None, default: str) -> str:
+    """release.yaml's Markdown for a section (its owner's words, trimmed), else ours."""
+    return value.strip() if value and value.strip() else default
+
+
+def card_data(model: ModelConfig, tags: Sequence[str]) -> str:
+    """The card's YAML metadata, through huggingface_hub's ``ModelCardData`` (no null values;
+    no ``model-index``: see the module docstring)."""
     from r1release.hub import card_metadata
 
     dataset = model.dataset_name
-    eval_results = [
-        dict(
-            task_type="text-generation",
-            dataset_type=dataset or "custom",
-            dataset_name=dataset or "evaluation set",
-            metric_type=key.removeprefix("eval_"),
-            metric_name=key,
-            metric_value=value,
-        )
-        for key, value in sorted(summary.eval_metrics.items())
-    ]
     values: dict[str, Any] = {
         "license": model.license,
         "base_model": model.base_model,
         "datasets": [dataset] if dataset else None,
-        "tags": list(model.tags) or None,
+        "tags": list(tags) or None,
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "model_name": model.name,
-        "eval_results": eval_results or None,
     }
     return card_metadata({k: v for k, v in values.items() if v is not None})
+
+
+def card_tags(model: ModelConfig, method: Method | None) -> list[str]:
+    """release.yaml's tags, then ``trl`` and the method's tag as TRL's trainers add them."""
+    tags = list(model.tags)
+    if method is not None:
+        tags += ["trl", method.tag] if method.tag else ["trl"]
+    return list(dict.fromkeys(tags))
 
 
 DEFAULT_TEMPLATE = """\
@@ -185,7 +600,11 @@ from transformers import pipeline
 generator = pipeline("text-generation", model="{{ model_ref }}"\
 {% if release.version %}, revision="{{ release.version }}"{% endif %})
 messages = [{"role": "user", "content": "What is 7 * 6?"}]
-output = generator(messages, max_new_tokens=512, return_full_text=False)
+output = generator(
+    messages,
+{% for name, value in generation %}    {{ name }}={{ value }},
+{% endfor %}    return_full_text=False,
+)
 print(output[0]["generated_text"])
 ```
 {% if prompt_example %}
@@ -195,42 +614,66 @@ The chat template formats that conversation as:
 {{ prompt_example }}
 ```
 {% endif %}
-{%- if summary.metrics or summary.global_step %}
-## Training
+## Intended use
 
-{% if summary.global_step %}- steps: {{ summary.global_step }}
-{% endif %}{% if summary.epochs is not none %}- epochs: {{ "%.2f"|format(summary.epochs) }}
-{% endif %}{% for key, value in summary.metrics|dictsort %}- {{ key }}: {{ value|metric }}
-{% endfor %}{% endif %}
-{%- if summary.eval_metrics %}
+{{ intended_use }}
+
+## Limitations
+
+{{ limitations }}
+{% if evals %}
 ## Evaluation
 
-| metric | value |
-|---|---|
-{% for key, value in summary.eval_metrics|dictsort %}| {{ key }} | {{ value|metric }} |
+| Benchmark | Task | Metric | Value | Samples | Generation | Tool |
+|---|---|---|---|---|---|---|
+{% for row in evals %}| {{ row.benchmark }} | {{ row.task }} | {{ row.metric }} | {{ row.value }} \
+| {{ row.samples }} | {{ row.generation }} | {{ row.tool }} |
 {% endfor %}{% endif %}
+{%- if method or training.hyperparameters or training.results %}
+## Training
+{% if method %}
+This model was trained with {{ method.name }}\
+{% if method.paper_id %}, a method introduced in [{{ method.paper_title }}]\
+(https://huggingface.co/papers/{{ method.paper_id }}){% endif %}, \
+using [TRL](https://github.com/huggingface/trl).
+{% endif %}{% for label, url in training.runs %}
+Training run: [{{ label }}]({{ url }})
+{% endfor %}{% if training.hyperparameters %}
+| Hyperparameter | Value |
+|---|---|
+{% for name, value in training.hyperparameters %}| `{{ name }}` | {{ value }} |
+{% endfor %}{% endif %}{% if training.results %}
+Training results:
+
+{% for name, value in training.results %}- {{ name }}: {{ value }}
+{% endfor %}{% endif %}{% endif %}
+{%- if release.version or release.git_commit or release.date %}
 ## Release
 
 {% if release.version %}- version: `{{ release.version }}`
 {% endif %}{% if release.git_commit %}- git commit: `{{ release.git_commit }}`
 {% endif %}{% if release.date %}- date: {{ release.date }} (of the git commit)
-{% endif %}
+{% endif %}{% endif %}
 {%- if versions %}
 ## Framework versions
 
 {% for name, version in versions|dictsort %}- {{ name }}: {{ version }}
-{% endfor %}{% endif %}"""
+{% endfor %}{% endif %}
+{%- if method %}
+## Citations
+{% if method.citation %}
+Cite {{ method.name }} as:
 
+```bibtex
+{{ method.citation }}
+```
+{% endif %}
+Cite TRL as:
 
-def framework_versions(checkpoint: Checkpoint) -> dict[str, str]:
-    """Versions recorded in the checkpoint itself (not those of this machine)."""
-    found: dict[str, str] = {}
-    for name in ("config.json", "generation_config.json", "trainer_state.json"):
-        doc = _json_or_empty(checkpoint, name)
-        for key, label in (("transformers_version", "transformers"), ("trl_version", "trl")):
-            if isinstance(doc.get(key), str):
-                found.setdefault(label, doc[key])
-    return found
+```bibtex
+{{ trl_citation }}
+```
+{% endif %}"""
 
 
 def render_card(
@@ -241,10 +684,12 @@ def render_card(
     model_ref: str | None = None,
     *,
     template_name: str | None = None,
+    evals: Sequence[EvalResult] = (),
 ) -> str:
     """The complete README.md model card for ``model`` at ``checkpoint``.
 
     ``model_ref`` is what the quick-start snippet loads (default: the Hub repo id).
+    ``evals`` are the release's benchmark results, in the order the table shows them.
     ``template`` (default :data:`DEFAULT_TEMPLATE`) is untrusted code: it renders in a
     sandbox that holds plain data only (strings, numbers, lists, dicts; no Python object with
     methods), cannot read other templates or files, and is bounded in time
@@ -255,8 +700,11 @@ def render_card(
     """
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
     summary = training_summary(ckpt)
+    state = _json_or_empty(ckpt, "trainer_state.json")
+    trl_card = _text_or_empty(ckpt, "README.md")
+    method = training_method(model, _log_history(state), trl_card)
     context = {
-        "card_data": card_data(model, summary),
+        "card_data": card_data(model, card_tags(model, method)),
         "model": _model_data(model),
         "model_ref": model_ref or model.repo_id,
         "base_link": _link(model.base_model, ""),
@@ -265,11 +713,30 @@ def render_card(
         "release": _release_data(release or ReleaseInfo()),
         "summary": _plain(dataclasses.asdict(summary)),
         "prompt_example": _prompt_example(ckpt),
-        "versions": framework_versions(ckpt),
+        "versions": framework_versions(ckpt, trl_card),
+        "generation": quick_start_kwargs(_generation_config(ckpt)),
+        "intended_use": _section_text(model.intended_use, DEFAULT_INTENDED_USE),
+        "limitations": _section_text(model.limitations, DEFAULT_LIMITATIONS),
+        "evals": benchmark_rows(evals),
+        "method": _plain(dataclasses.asdict(method)) if method else None,
+        "training": {
+            "runs": tracking_runs(trl_card),
+            "hyperparameters": hyperparameters(state, _json_or_empty(ckpt, "training_args.json")),
+            "results": training_results(summary),
+        },
+        "trl_citation": TRL_CITATION,
     }
     return _render_template(
         template or DEFAULT_TEMPLATE, context, template_name or DEFAULT_TEMPLATE_NAME
     )
+
+
+def _generation_config(checkpoint: Checkpoint) -> dict[str, Any]:
+    """``generation_config.json`` as the release will upload it (fixes included)."""
+    try:
+        return checkpoint.generation_config or {}
+    except FileUnreadable:  # the rules report it
+        return {}
 
 
 def _model_data(model: ModelConfig) -> dict[str, Any]:
@@ -332,6 +799,7 @@ def _render_template(source: str, context: dict[str, Any], name: str) -> str:
     from jinja2 import nodes
 
     env = _sandbox_class()()
+    tree = None
     try:
         with time_limit(template_timeout()):
             tree = env.parse(source)
@@ -349,7 +817,8 @@ def _render_template(source: str, context: dict[str, Any], name: str) -> str:
     except jinja2.TemplateSyntaxError as exc:
         raise _template_error(name, exc.lineno, exc.message or "syntax error") from None
     except Exception as exc:  # MemoryError, RecursionError, ...: every failure is the template's
-        raise _template_error(name, _template_line(exc), _describe(exc), _hint(exc)) from None
+        line = _template_line(exc) or _compile_line(exc) or _generated_line(exc, env, tree)
+        raise _template_error(name, line, _describe(exc), _hint(exc)) from None
     card = text.rstrip() + "\n"
     if len(card.encode("utf-8", "surrogatepass")) > MAX_CARD_BYTES:
         raise _template_error(name, None, f"the card is larger than {MAX_CARD_BYTES:,} bytes")
@@ -383,6 +852,41 @@ def _template_line(exc: BaseException) -> int | None:
     return line
 
 
+def _compile_line(exc: BaseException) -> int | None:
+    """The template line jinja2 was reading or compiling when ``exc`` (a RecursionError on a
+    deeply nested expression, say) was raised: the deepest parser position or node in the
+    traceback, since no template frame runs before the template is compiled."""
+    from jinja2 import nodes
+    from jinja2.parser import Parser
+
+    line, tb = None, exc.__traceback__
+    while tb is not None:
+        frame_locals = tb.tb_frame.f_locals
+        for value in (frame_locals.get("self"), frame_locals.get("node")):
+            if isinstance(value, Parser):
+                line = value.stream.current.lineno
+            elif isinstance(value, nodes.Node) and getattr(value, "lineno", None):
+                line = value.lineno
+        tb = tb.tb_next
+    return line
+
+
+def _generated_line(exc: BaseException, env: Any, tree: Any) -> int | None:
+    """For a SyntaxError from Python compiling jinja2's generated code ("too many statically
+    nested blocks"), the template line of the generated line it names, from the
+    ``debug_info`` map jinja2 writes into that code."""
+    if not isinstance(exc, SyntaxError) or tree is None or not exc.lineno:
+        return None
+    try:
+        code = env.compile(tree, raw=True)
+    except Exception:  # the same failure again: no better line to give
+        return None
+    found = re.search(r"^debug_info = '([\d=&]*)'$", code, re.M)
+    pairs = [p.split("=") for p in found.group(1).split("&") if p] if found else []
+    lines = [int(template) for template, generated in pairs if int(generated) <= exc.lineno]
+    return lines[-1] if lines else None
+
+
 def _describe(exc: BaseException) -> str:
     import jinja2
 
@@ -392,6 +896,8 @@ def _describe(exc: BaseException) -> str:
         return "too deeply nested or recursive (maximum recursion depth exceeded)"
     if isinstance(exc, MemoryError):
         return "out of memory"
+    if isinstance(exc, SyntaxError):  # its own line is one of jinja2's generated code
+        return f"Python cannot compile the template: {exc.msg}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 

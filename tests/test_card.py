@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -67,8 +68,8 @@ def test_card_round_trips_through_huggingface_hub(checkpoint, tmp_path):
     assert data["library_name"] == "transformers"
     assert data["pipeline_tag"] == "text-generation"
     assert card.data.model_name == "OpenR1-Tiny"
-    [result] = card.data.eval_results
-    assert (result.metric_type, result.metric_value) == ("loss", 0.75)
+    # no model-index: the Trainer's eval_loss is a training diagnostic, not a benchmark
+    assert card.data.eval_results is None and "model-index" not in text
     meta, body = metadata_and_body(text)
     assert None not in list(walk(meta))
     assert "None" not in body and "null" not in body
@@ -78,12 +79,13 @@ def test_card_round_trips_through_huggingface_hub(checkpoint, tmp_path):
         "open-r1/Mixture-of-Thoughts",
         'model="org/OpenR1-Tiny", revision="v1.0.0"',
         "<|im_start|>user",
-        "train_loss: 1.25",
-        "| eval_loss | 0.75 |",
+        "- train_loss: 1.25\n",
+        "- train_runtime: 10 s\n",
+        "- eval_loss: 0.75\n",
         "version: `v1.0.0`",
         "git commit: `" + "a" * 40,
         "date: 2026-11-27 (of the git commit)",
-        "transformers: 4.57.1",
+        "- Transformers: 4.57.1",
     ):
         assert expected in body, expected
     assert "actions/runs" not in text  # the run belongs to the Hub commit, not the card
@@ -97,6 +99,7 @@ def test_minimal_model_has_no_none(checkpoint):
     assert "None" not in text and "null" not in text
     assert meta["model_name"] == "Bare" and meta["tags"] == ["open-r1"]
     assert "## Evaluation" not in body and "## Training" not in body
+    assert "## Release" not in body and "## Citations" not in body
 
 
 def test_custom_tags_replace_default(checkpoint):
@@ -258,3 +261,267 @@ def test_card_template_from_release_yaml(checkpoint, tmp_path):
         os.chdir(old)
     assert result.exit_code == 0, result.output
     assert "# tiny custom" in result.stdout and "model_name: tiny" in result.stdout
+
+
+# --------------------------------------------------------------------------- issue 14
+
+
+def _state(path, *entries, **fields):
+    (path / "trainer_state.json").write_text(
+        json.dumps({"global_step": 2, "log_history": list(entries), **fields})
+    )
+
+
+TRL_GRPO_CARD = (Path(__file__).parent / "data" / "cards" / "grpo" / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("method", "logged", "trl_card", "expected"),
+    [
+        ("sft", {"reward": 1.0, "completions/mean_length": 3.0}, "", "SFT"),  # release.yaml wins
+        ("GRPO", {}, "", "GRPO"),
+        (None, {"mean_token_accuracy": 0.5}, TRL_GRPO_CARD, "GRPO"),  # TRL's card names it
+        (None, {"reward": 1.0, "completions/mean_length": 3.0}, "", "GRPO"),
+        (None, {"mean_token_accuracy": 0.5, "rewards/margins": 1, "logps/chosen": 1}, "", "DPO"),
+        (None, {"kl": 0.1, "rewards/chosen": 1.0, "logps/chosen": 1}, "", "KTO"),
+        (None, {"mean_token_accuracy": 0.5, "entropy": 1.0}, "", "SFT"),
+        (None, {"loss": 1.0}, "", None),
+    ],
+)
+def test_training_method(checkpoint, method, logged, trl_card, expected):
+    path = checkpoint()
+    _state(path, {"step": 1, **logged})
+    if trl_card:
+        (path / "README.md").write_text(trl_card)
+    text = render_card(path, model_config(path, method=method))
+    meta, body = metadata_and_body(text)
+    if expected is None:
+        assert meta["tags"] == ["open-r1"] and "trained with" not in body
+        assert "## Citations" not in body
+    else:
+        assert f"This model was trained with {expected}" in body
+        assert meta["tags"] == ["open-r1", "trl", expected.lower()]
+        assert "@software{vonwerra2020trl," in body
+
+
+def test_a_method_trl_does_not_cite_is_named_and_tagged(checkpoint):
+    path = checkpoint()
+    meta, body = metadata_and_body(render_card(path, model_config(path, method="orpo")))
+    assert meta["tags"] == ["open-r1", "trl", "orpo"]
+    assert "This model was trained with orpo, using [TRL]" in body
+    assert "Cite orpo" not in body
+
+
+def test_method_citation_is_trls(checkpoint):
+    path = checkpoint()
+    body = render_card(path, model_config(path, method="dpo"))
+    assert "(https://huggingface.co/papers/2305.18290)" in body
+    assert "@inproceedings{rafailov2023direct," in body and "Cite DPO as:" in body
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (1.2094, "1.2 s"),
+        (42.4, "42 s"),
+        (894, "14 min 54 s"),
+        (3600, "1 h 0 min"),
+        (7384.6, "2 h 3 min"),
+        (200_000, "2 d 7 h"),
+    ],
+)
+def test_duration_has_units(seconds, text):
+    from r1release.card import format_duration
+
+    assert format_duration(seconds) == text
+
+
+def test_training_section_has_units_and_no_timing_as_result(checkpoint):
+    path = checkpoint()
+    (path / "all_results.json").write_text(
+        json.dumps(
+            {
+                "train_runtime": 894,
+                "train_loss": 0.5,
+                "eval_loss": 0.75,
+                "eval_runtime": 12.0,
+                "eval_samples_per_second": 3.0,
+                "eval_steps_per_second": 1.0,
+            }
+        )
+    )
+    text = render_card(path, model_config(path))
+    assert "- train_runtime: 14 min 54 s\n" in text and "- eval_loss: 0.75\n" in text
+    assert "eval_runtime" not in text and "eval_samples_per_second" not in text
+    assert "## Evaluation" not in text  # no benchmark results, so no benchmark table
+
+
+def test_hyperparameters_from_trainer_state(checkpoint):
+    path = checkpoint()
+    _state(
+        path,
+        {"learning_rate": 1e-5, "step": 1},
+        {"learning_rate": 2e-5, "step": 2},
+        {"learning_rate": 1.5e-5, "step": 3},
+        train_batch_size=8,
+        max_steps=300,
+        num_train_epochs=3,
+    )
+    text = render_card(path, model_config(path))
+    for row in (
+        "| `learning_rate` | 2e-05 (peak logged) |",
+        "| `per_device_train_batch_size` | 8 |",
+        "| `num_train_epochs` | 3 |",
+        "| `max_steps` | 300 |",
+    ):
+        assert row in text, row
+
+
+@pytest.mark.slow
+def test_hyperparameters_from_training_args_json(checkpoint, tmp_path):
+    """``training_args.json`` as TrainingArguments writes it (``to_json_string``) wins over
+    what trainer_state.json records; its nulls and long values never reach the card."""
+    from transformers import TrainingArguments
+
+    path = checkpoint()
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        learning_rate=4e-5,
+        lr_scheduler_type="cosine",
+        warmup_steps=10,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=8,
+        num_train_epochs=3,
+        bf16=False,
+        seed=42,
+        report_to=[],
+    )
+    recorded = json.loads(args.to_json_string())
+    recorded |= {"max_length": None, "optim": "x" * 65}  # as a TRL config may hold them
+    (path / "training_args.json").write_text(json.dumps(recorded))
+    _state(path, {"learning_rate": 1e-3, "step": 1}, train_batch_size=99)
+    text = render_card(path, model_config(path))
+    for row in (
+        "| `learning_rate` | 4e-05 |",
+        "| `lr_scheduler_type` | cosine |",
+        "| `warmup_steps` | 10 |",
+        "| `per_device_train_batch_size` | 4 |",
+        "| `gradient_accumulation_steps` | 8 |",
+        "| `num_train_epochs` | 3 |",
+        "| `seed` | 42 |",
+        "| `bf16` | false |",
+    ):
+        assert row in text, row
+    assert "peak logged" not in text and "| 99 |" not in text
+    assert "`max_length`" not in text and "`optim`" not in text
+    assert "None" not in text and "null" not in text
+
+
+def test_training_args_bin_is_never_unpickled(checkpoint, tmp_path):
+    import pickle
+
+    marker = tmp_path / "unpickled"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = checkpoint()
+    (path / "training_args.bin").write_bytes(pickle.dumps(Payload()))
+    render_card(path, model_config(path))
+    assert not marker.exists()
+
+
+def test_tracking_run_and_framework_versions_from_trls_card(checkpoint):
+    path = checkpoint()
+    wandb = "https://wandb.ai/open-r1/tiny/runs/abc123xy"
+    badge = (
+        '[<img src="https://raw.githubusercontent.com/wandb/assets/main/wandb-github-badge-28.svg"'
+        f' alt="Visualize in Weights & Biases" width="150" height="24"/>]({wandb}) \n'
+    )
+    trl_card = TRL_GRPO_CARD.replace(
+        "## Training procedure\n\n", "## Training procedure\n\n" + badge
+    )
+    trl_card = trl_card.replace(
+        "- trl\n",
+        "- trl\n- trackio:https://org-space.hf.space?project=p&runs=r1&sidebar=collapsed\n",
+    )
+    (path / "README.md").write_text(trl_card)
+    text = render_card(path, model_config(path))
+    assert f"Training run: [Weights & Biases]({wandb})\n" in text
+    assert "Training run: [Trackio](https://org-space.hf.space?project=p&runs=r1)\n" in text
+    assert "- TRL: 1.16.0\n" in text and "- PyTorch: 2.13.0+cpu\n" in text
+    assert "- Transformers: 5.24.0\n" in text  # the training run's, over config.json's 4.57.1
+    # rendering again over its own output changes nothing (finalize writes README.md)
+    (path / "README.md").write_text(text)
+    assert render_card(path, model_config(path)) == text
+
+
+def test_a_forged_tracking_link_is_not_copied(checkpoint):
+    path = checkpoint()
+    (path / "README.md").write_text("[x](https://wandb.ai.evil.example/a/b/runs/c)\n")
+    assert "Training run" not in render_card(path, model_config(path))
+
+
+@pytest.mark.parametrize(
+    ("generation", "expected", "absent"),
+    [
+        ({"max_new_tokens": 2048}, ["max_new_tokens=4096,"], ["temperature", "do_sample"]),
+        ({"max_new_tokens": 32768, "temperature": 0.6}, ["max_new_tokens=32768,"], []),
+        (
+            {"do_sample": True, "temperature": 0.6, "top_p": 0.95},
+            ["max_new_tokens=4096,", "do_sample=True,", "temperature=0.6,", "top_p=0.95,"],
+            [],
+        ),
+        ({"temperature": None, "top_p": "x"}, ["max_new_tokens=4096,"], ["temperature", "top_p"]),
+    ],
+)
+def test_quick_start_uses_the_releases_generation_settings(
+    checkpoint, generation, expected, absent
+):
+    path = checkpoint()
+    (path / "generation_config.json").write_text(json.dumps({"eos_token_id": 151645, **generation}))
+    text = render_card(path, model_config(path))
+    snippet = text.split("```python")[1].split("```")[0]
+    for part in expected:
+        assert part in snippet, part
+    for part in absent:
+        assert part not in snippet, part
+    assert "max_new_tokens=512" not in text
+
+
+def test_intended_use_and_limitations_default_and_override(checkpoint):
+    path = checkpoint()
+    default = render_card(path, model_config(path))
+    assert "## Intended use\n\nA reasoning model" in default
+    assert "(hallucinations). Verify its answers" in default
+    custom = render_card(
+        path,
+        model_config(
+            path, intended_use="  Math tutoring research.\n", limitations="- *English only*."
+        ),
+    )
+    assert (
+        "## Intended use\n\nMath tutoring research.\n\n## Limitations\n\n- *English only*.\n"
+        in custom
+    )
+    assert "hallucinations" not in custom
+
+
+def test_benchmark_rows_stay_in_their_cells(checkpoint):
+    from r1release.evals import EvalResult
+
+    path = checkpoint()
+    hostile = EvalResult(
+        task="a|b\n| x | y |",
+        metric="m|n",
+        value=0.123456,
+        tool="lm-evaluation-harness",
+        source="r.json",
+    )
+    text = render_card(path, model_config(path), evals=[hostile])
+    [row] = [line for line in text.splitlines() if line.startswith("| a")]
+    assert row == (
+        "| a\\|b \\| x \\| y \\| | a\\|b \\| x \\| y \\| | m\\|n | 0.1235 | — | — "
+        "| lm-evaluation-harness |"
+    )

@@ -307,3 +307,25 @@ def test_the_cli_names_release_yamls_template_file(checkpoint, tmp_path, monkeyp
     [line] = result.stderr.splitlines()
     assert line.startswith("error: ") and "card.md.j2:3:" in line and "include" in line
     assert not (tmp_path / "README.md").exists()
+
+
+COMPILE_FAILURES = {
+    # RecursionError while jinja2 parses: no template frame has run yet
+    "deeply nested parentheses": ("# t\n\n{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}\n", 3),
+    "deeply nested list": ("# t\n{{ " + "[" * 2000 + "]" * 2000 + " }}\n", 2),
+    # RecursionError while jinja2 compiles the parsed tree
+    "a very long sum": ("# t\n\n\n{{ 1" + " + 1" * 5000 + " }}\n", 4),
+    # Python's own SyntaxError on jinja2's generated code, which names a generated line
+    "too many nested blocks": ("# t\n\n" + "{% for i in [1] %}\n" * 25 + "{% endfor %}" * 25, 23),
+}
+
+
+@pytest.mark.parametrize(
+    ("template", "line"), list(COMPILE_FAILURES.values()), ids=list(COMPILE_FAILURES)
+)
+def test_a_template_that_cannot_compile_names_its_line(workspace, template, line):
+    """Issue 15: failures before the template runs (parsing, compiling) name file and line
+    too, and never a line of jinja2's generated Python."""
+    exc = refused(workspace, template)
+    assert str(exc).startswith(f"{NAME}:{line}: "), str(exc)
+    assert "<template>" not in str(exc)
