@@ -12,7 +12,11 @@ the field's failures corrected:
   rank meets the others after each main-process step (through torch.distributed's store, so
   no collective is left in flight when the script exits), so none is left waiting;
 - the push is synchronous and verified (one commit, a tag, hashes checked);
-- the saved directory is checked, and every error-severity finding is raised in one error.
+- the saved directory is checked as a release checks it, the card included (what a release
+  would still need, such as ``base_model``, is a warning; an error when it pushes), and every
+  error-severity finding is raised in one error;
+- what it fixed, checked, skipped and pushed is logged on the ``r1release`` logger (INFO;
+  findings at WARNING or ERROR).
 
 This is the only module that imports transformers' training classes; ``r1release`` imports
 it only when ``finalize`` or ``R1ReleaseCallback`` is first used.
@@ -25,8 +29,9 @@ import itertools
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,9 @@ from r1release.errors import R1ReleaseError
 from r1release.findings import Finding, Report
 
 logger = logging.getLogger("r1release")
+
+CARD = "README.md"
+REVISION = "main"  # the branch finalize() publishes to; the version is a tag on it
 
 # Rules that make no sense on an intermediate checkpoint-* (they hold optimizer state).
 _CALLBACK_OFF = ("leftovers",)
@@ -128,7 +136,9 @@ def finalize(
     if main:
         with _main_step(trainer, step):
             view = _view(trainer, tokenizer, out)
-            fixed, report, scan = _write_and_check(view, model_config, version)
+            fixed, report, scan = _write_and_check(view, model_config, version, push)
+            report = _release_needs(report, _source(trainer))
+            _log_report(report)
         if step.failure is None and report.errors:
             step.failure = _findings_message(out, report.errors)
     failure = _rendezvous(trainer, step.failure)
@@ -145,6 +155,7 @@ def finalize(
             trainer.log_metrics("eval", metrics)
             trainer.save_metrics("eval", metrics)
             _write_card(view, model_config, version)
+            logger.info("r1release: wrote the model card %s with the eval metrics", out / CARD)
     failure = _rendezvous(trainer, step.failure)
     if failure is not None:
         raise FinalizeError(failure)
@@ -195,8 +206,8 @@ def _model_config(
     name = model_name or out.name
     repo_id = hub_model_id or getattr(trainer.args, "hub_model_id", None) or f"local/{name}"
     if base_model is None:
-        source = getattr(trainer.model.config, "_name_or_path", "") or ""
-        base_model = source if _looks_like_hub_id(source) else None
+        source = _source(trainer)
+        base_model = source if _is_hub_id(source) else None
     return ModelConfig(
         name=name,
         checkpoint=out,
@@ -209,9 +220,18 @@ def _model_config(
     )
 
 
-def _looks_like_hub_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not Path(text).exists()
+def _source(trainer: Any) -> str:
+    """What the model was loaded from: a Hub id, or a local folder's path."""
+    return str(getattr(trainer.model.config, "_name_or_path", "") or "")
+
+
+def _is_hub_id(text: str) -> bool:
+    """Whether ``text`` names a Hub repository: ``owner/name`` as the Hub spells one, and no
+    folder of that name here (``from_pretrained`` loads a local folder first). A model loaded
+    from a local folder has its path there, which is no base model."""
+    from r1release.config import REPO_ID
+
+    return bool(text) and REPO_ID.why_invalid(text) is None and not Path(text).exists()
 
 
 def _view(trainer: Any, tokenizer: Any, out: Path) -> Any:
@@ -224,10 +244,13 @@ def _view(trainer: Any, tokenizer: Any, out: Path) -> Any:
 
 
 def _write_and_check(
-    view: Any, model_config: Any, version: str | None
+    view: Any, model_config: Any, version: str | None, push: bool
 ) -> tuple[tuple[str, ...], Report, Any]:
     """Fix, write the card, then scan once and check; the scan comes after the last write,
-    so the push can reuse it for every file that does not change afterwards."""
+    so the push can reuse it for every file that does not change afterwards.
+
+    The card is checked as a release checks it (card-metadata): an error when this call
+    pushes, else a warning that says what a later release would still need."""
     from r1release.checker import check
     from r1release.config import RuleSetting
     from r1release.deep import scan_checkpoint
@@ -235,20 +258,87 @@ def _write_and_check(
 
     plan = plan_fixes(view)
     apply_fixes(plan)
+    _log_fixes(view.root, plan)
     fixed = tuple(c.path for c in plan.changes)
-    _write_card(view, model_config, version, written=fixed)
+    card = _write_card(view, model_config, version, written=fixed)
     # expected-tensors (when registered) needs the deep pass; finite-weights comes with it.
-    settings = {"leftovers": RuleSetting(severity="off")}
+    settings = {
+        "leftovers": RuleSetting(severity="off"),
+        "card-metadata": RuleSetting(severity="error" if push else "warning"),
+    }
     scan = scan_checkpoint(view)
-    report = check(view, settings=settings, deep=True, scan=scan)
+    report = check(view, settings=settings, deep=True, scan=scan, card=card)
     return fixed, report, scan
+
+
+def _log_fixes(out: Path, plan: Any) -> None:
+    if plan.empty:
+        logger.info("r1release: %s: nothing to fix", out)
+    for change in plan.changes:
+        logger.info("r1release: fixed %s (%s)", out / change.path, ", ".join(change.rules))
+
+
+# What each card field a release requires is called among finalize()'s arguments.
+_FINALIZE_ARGS = {
+    "base_model": "base_model",
+    "datasets": "dataset_name",
+    "license": "license",
+    "tags": "tags",
+}
+_NO_FIELD = re.compile(r"metadata has no (\S+)\Z")
+
+
+def _release_needs(report: Report, source: str) -> Report:
+    """``report`` with card-metadata's hints saying what a release would still need and how
+    to give it here: release.yaml, or the finalize() argument."""
+    findings = []
+    for finding in report.findings:
+        match = _NO_FIELD.match(finding.message) if finding.rule == "card-metadata" else None
+        if match:
+            findings.append(replace(finding, hint=_needs_hint(match[1], source)))
+        else:
+            findings.append(finding)
+    return replace(report, findings=tuple(findings))
+
+
+def _needs_hint(key: str, source: str) -> str:
+    arg = _FINALIZE_ARGS.get(key)
+    hint = f"a release needs {key}: set it in release.yaml"
+    hint += f" or pass {arg}=... to finalize()" if arg else ""
+    if key == "base_model" and source and not _is_hub_id(source):
+        hint += f"; the model was loaded from {source}, a local path, which is not a Hub id"
+    return hint
+
+
+def _log_report(report: Report) -> None:
+    """What the check found, ran and skipped, on the ``r1release`` logger."""
+    errors, warnings = len(report.errors), len(report.warnings)
+    logger.info(
+        "r1release: checked %s: %d error%s, %d warning%s; %d rules ran: %s",
+        report.checkpoint,
+        errors,
+        "" if errors == 1 else "s",
+        warnings,
+        "" if warnings == 1 else "s",
+        len(report.rules_run),
+        ", ".join(report.rules_run),
+    )
+    for finding in report.findings:
+        log = logger.error if finding.severity.value == "error" else logger.warning
+        hint = f" ({finding.hint})" if finding.hint else ""
+        log("r1release: %s: %s: %s%s", finding.rule, finding.file or "", finding.message, hint)
+    for skipped in report.rules_skipped:
+        log = logger.warning if skipped.missing_requirement else logger.info
+        log("r1release: skipped %s: %s", skipped.rule, skipped.reason)
 
 
 def _write_card(
     view: Any, model_config: Any, version: str | None, written: Sequence[str] = ()
-) -> None:
+) -> str:
     """Render the card from the files as they are now (``written`` were just rewritten;
-    evaluation may have added results) and write README.md, which the view is told of."""
+    evaluation may have added results), write README.md, which the view is told of, and
+    return it. Without a Hub repository the quick start loads the checkpoint by its absolute
+    path: it runs from any directory on this machine (a release renders its own card)."""
     from r1release.card import ReleaseInfo, render_card
     from r1release.fixes import atomic_write
 
@@ -259,10 +349,11 @@ def _write_card(
         view,
         model_config,
         ReleaseInfo.from_environment(version),
-        model_ref=str(out) if local else None,
+        model_ref=str(out.resolve()) if local else None,
     )
-    atomic_write(out / "README.md", card)
-    view.refresh(["README.md"])
+    atomic_write(out / CARD, card)
+    view.refresh([CARD])
+    return card
 
 
 def _publish(view: Any, scan: Any, model_config: Any, version: str, keep_visibility: bool) -> str:
@@ -282,8 +373,15 @@ def _publish(view: Any, scan: Any, model_config: Any, version: str, keep_visibil
         checkpoint=view,
         scan=scan,
     )
-    result = publish(stage, log=logger.info, allow_public=keep_visibility)
-    logger.info("pushed %s %s: %s", model_config.repo_id, version, result.commit_url)
+    result = publish(stage, revision=REVISION, log=logger.info, allow_public=keep_visibility)
+    logger.info(
+        "r1release: pushed %s to %s, tagged %s (commit %s): %s",
+        model_config.repo_id,
+        REVISION,
+        version,
+        result.commit,
+        result.commit_url,
+    )
     return result.commit_url
 
 
@@ -292,7 +390,10 @@ def _default_version(trainer: Any) -> str:
 
 
 def _findings_message(out: Path, errors: Sequence[Finding]) -> str:
-    lines = "; ".join(f"{f.rule} ({f.file or out.name}): {f.message}" for f in errors)
+    lines = "; ".join(
+        f"{f.rule} ({f.file or out.name}): {f.message}" + (f" ({f.hint})" if f.hint else "")
+        for f in errors
+    )
     return f"{out}: {len(errors)} error finding(s): {lines}"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from r1release.findings import Severity
+from r1release.rules import generation_config
 from r1release.rules.base import Context, Problem, Rule, as_value
 
 FILE = "generation_config.json"
@@ -21,9 +22,7 @@ FILE = "generation_config.json"
 def _missing(ctx: Context) -> list[int]:
     if not ctx.checkpoint.has_tokenizer() or ctx.checkpoint.chat_template() is None:
         return []
-    if ctx.checkpoint.generation_config is None:
-        return []  # eos-alignment reports the missing file
-    stops = ctx.stop_ids()
+    stops = generation_config.generate_stop_ids(ctx)  # config.json's without the file
     return [i for i in ctx.checkpoint.turn_end_ids() if i not in stops]
 
 
@@ -43,6 +42,9 @@ def check(ctx: Context) -> Iterator[Problem]:
 def fix(ctx: Context) -> None:
     missing = _missing(ctx)
     if not missing:
+        return
+    if ctx.checkpoint.generation_config is None:
+        generation_config.create(ctx)  # with the turn end
         return
     doc = ctx.edit(FILE)
     current = doc.get("eos_token_id")

@@ -30,10 +30,7 @@ def _problem(ctx: Context) -> str | None:
         return f"eos_token_id is not set; generation_config.json stops on {ctx.names(stops)}"
     stray = [i for i in ids if i not in stops]
     if stray:
-        return (
-            f"eos_token_id {ctx.names(ids)} holds {ctx.names(stray)}, which "
-            f"generation_config.json does not stop on ({ctx.names(stops)})"
-        )
+        return _stray_message(ctx, ids, stray, stops)
     eos = ctx.tokenizer_eos() if ctx.checkpoint.has_tokenizer() else None
     if eos is not None and eos[1] not in ids:
         return (
@@ -41,6 +38,15 @@ def _problem(ctx: Context) -> str | None:
             "servers that read config.json will not stop"
         )
     return None
+
+
+def _stray_message(ctx: Context, ids: list[int], stray: list[int], stops: list[int]) -> str:
+    """Names the ids that are not stop tokens once: all of ``eos_token_id``, or which of it."""
+    verb = "is not a stop token" if len(stray) == 1 else "are not stop tokens"
+    where = f"of generation_config.json, which stops on {ctx.names(stops)}"
+    if stray == ids:
+        return f"eos_token_id {ctx.names(ids)} {verb} {where}"
+    return f"eos_token_id {ctx.names(ids)}: {ctx.names(stray)} {verb} {where}"
 
 
 def check(ctx: Context) -> Iterator[Problem]:

@@ -20,9 +20,11 @@ at the end of its answer.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from r1release.findings import Severity
-from r1release.rules.base import Context, Need, Option, Problem, Rule, module_available
+from r1release.rules.base import Context, Need, Option, Problem, Rule, as_ids, module_available
+from r1release.rules.pad_not_stop import _is_end_token as is_end_token
 
 NEEDS_TORCH = "smoke-generate needs torch: pip install 'r1release[train]'"
 TAIL = 80
@@ -82,13 +84,12 @@ def check(ctx: Context) -> Iterator[Problem]:
 
 def _hint(ctx: Context, new_ids: tuple[int, ...], stop_ids: tuple[int, ...]) -> str:
     stops = ctx.names(stop_ids) if stop_ids else "none"
-    emitted = _emitted_specials(ctx, new_ids, stop_ids)
-    if emitted:
+    ended = _turn_end(ctx, new_ids, stop_ids)
+    if ended is not None:
         return (
-            f"the model emitted {ctx.names(emitted)}, which {'is' if len(emitted) == 1 else 'are'}"
-            f" not in generation_config.json eos_token_id {stops}: add "
-            f"{'it' if len(emitted) == 1 else 'them'} (`r1release fix` does for the chat "
-            "template's turn end)"
+            f"the model ended its turn with {ctx.token_name(ended)}, which is not in "
+            f"generation_config.json eos_token_id {stops}: add it (`r1release fix` does for "
+            "the chat template's turn end)"
         )
     return (
         f"stop tokens {stops}; the model never emitted one: check the chat template and that "
@@ -96,19 +97,38 @@ def _hint(ctx: Context, new_ids: tuple[int, ...], stop_ids: tuple[int, ...]) -> 
     )
 
 
-def _emitted_specials(
-    ctx: Context, new_ids: tuple[int, ...], stop_ids: tuple[int, ...]
-) -> list[int]:
-    """Special tokens in the output that are not stop tokens (a turn end, most often)."""
+def _turn_end(ctx: Context, new_ids: tuple[int, ...], stop_ids: tuple[int, ...]) -> int | None:
+    """The token the model ended its turn with: the chat template's turn end where the output
+    holds one, else the first special token it emitted. Never a stop token, nor a dedicated
+    padding token (``<pad>`` is no turn end); a pad that is the EOS or an end token counts
+    (SmolLM2, DeepSeek and TRL pad with the EOS, which is then what ends the turn)."""
     try:
         tok = ctx.checkpoint.tokenizer()
         special = set(tok.all_special_ids) | {
             i for i, t in tok.added_tokens_decoder.items() if getattr(t, "special", False)
         }
-    except Exception:
-        return []
-    pad = (ctx.checkpoint.generation_config or {}).get("pad_token_id")
-    return [i for i in dict.fromkeys(new_ids) if i in special and i not in stop_ids and i != pad]
+        turn_end = set(ctx.checkpoint.turn_end_ids()) if ctx.checkpoint.chat_template() else set()
+        pads = _dedicated_pads(ctx, tok, turn_end)
+    except Exception:  # a hint is no place to report a broken tokenizer or template
+        return None
+    emitted = [
+        i for i in dict.fromkeys(new_ids) if i in special and i not in stop_ids and i not in pads
+    ]
+    return next((i for i in emitted if i in turn_end), emitted[0] if emitted else None)
+
+
+def _dedicated_pads(ctx: Context, tok: Any, turn_end: set[int]) -> set[int]:
+    """Padding ids that are only padding: not the EOS, not a turn end, not an end token."""
+    ids = set(as_ids((ctx.checkpoint.generation_config or {}).get("pad_token_id")))
+    if tok.pad_token_id is not None:
+        ids.add(int(tok.pad_token_id))
+    return {
+        i
+        for i in ids
+        if i != tok.eos_token_id
+        and i not in turn_end
+        and not is_end_token(tok.convert_ids_to_tokens(i))
+    }
 
 
 def _inside_zero3() -> bool:

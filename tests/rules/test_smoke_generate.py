@@ -98,6 +98,14 @@ def test_without_its_stop_token_it_runs_away(model):
     assert "not in generation_config.json eos_token_id [<|endoftext|> (151643)]" in finding.hint
 
 
+def test_with_pad_equal_to_eos_the_hint_names_the_turn_end(model):
+    """SmolLM2, DeepSeek, TRL: the pad is the EOS <|im_end|>, which ends the turn."""
+    edit_json(model, "tokenizer_config.json", pad_token="<|im_end|>")
+    edit_json(model, "generation_config.json", eos_token_id=[ENDOFTEXT], pad_token_id=IM_END)
+    [finding] = findings(model, prompts=["Hi"], max_new_tokens=8)
+    assert finding.hint.startswith("the model ended its turn with <|im_end|> (151645), which")
+
+
 def test_every_prompt_is_reported(model):
     edit_json(model, "generation_config.json", eos_token_id=ENDOFTEXT)
     found = findings(model, prompts=["What is 7 * 6?", "Hi"], max_new_tokens=8)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from r1release.checker import check
 from r1release.fixes import apply_fixes, plan_fixes
 
 from helpers import DELETE, edit_json, rule_findings
@@ -38,18 +39,97 @@ def test_generation_config_table(checkpoint, case, generation, rule, expected):
     assert len(rule_findings(path, rule)) == expected
 
 
-def test_missing_generation_config_is_reported_and_created(checkpoint):
+MISSING = (
+    "missing generation_config.json: serving engines read stop tokens and sampling defaults from it"
+)
+BASE = "qwen2.5-base-after-chatml-sft"  # config.json EOS 151643, tokenizer EOS 151645
+
+
+@pytest.mark.parametrize(
+    ("case", "config", "errors", "created"),
+    [
+        # transformers stops on config.json's EOS, the tokenizer's: only the warning
+        (QWEN, {}, [], 151645),
+        (LLAMA, {}, [], [128001, 128008, 128009]),  # config.json's order kept: it holds EOS
+        # config.json's EOS is not the tokenizer's: generation will not stop, an error
+        # (and the turn end <|im_end|> is not one either, as with the file)
+        (BASE, {"use_cache": True}, ["eos-alignment", "chat-template-stop"], [151645, 151643]),
+        (QWEN, {"eos_token_id": DELETE}, ["eos-alignment", "chat-template-stop"], [151645]),
+        # the chat template's turn end is written too, after config.json's stop tokens
+        (QWEN, {"eos_token_id": [151645, 151643]}, [], [151645, 151643]),
+    ],
+)
+def test_missing_generation_config(checkpoint, case, config, errors, created):
+    path = checkpoint(case)
+    (path / "generation_config.json").unlink()
+    edit_json(path, "config.json", **config)
+    report = check(path)
+    [warning] = report.by_rule("generation-config")
+    assert (warning.severity.value, warning.message, warning.fixable) == ("warning", MISSING, True)
+    assert warning.file == "generation_config.json"
+    assert [f.rule for f in report.errors] == errors
+    apply_fixes(plan_fixes(path))
+    doc = json.loads((path / "generation_config.json").read_text())
+    assert doc["eos_token_id"] == created
+    assert not check(path).findings
+
+
+def test_missing_generation_config_error_names_what_transformers_stops_on(checkpoint):
+    path = checkpoint(BASE)
+    (path / "generation_config.json").unlink()
+    [error] = rule_findings(path, "eos-alignment")
+    assert error.message == (
+        "generation_config.json is missing, so generate() stops on config.json's eos_token_id, "
+        "which is [<|endoftext|> (151643)] and lacks the tokenizer EOS <|im_end|> (151645): "
+        "generation will not stop"
+    )
+    assert error.hint == "run `r1release fix` to create it (eos_token_id [151645, 151643])"
+
+
+def test_missing_generation_config_turn_end_is_a_stop_token(checkpoint):
+    """The tokenizer's EOS is <|endoftext|>: the turn end <|im_end|> must stop generation too
+    (an error without the file), and the file the fix writes holds it."""
     path = checkpoint(QWEN)
     (path / "generation_config.json").unlink()
-    [finding] = rule_findings(path, "eos-alignment")
-    assert "missing" in finding.message
-    plan = plan_fixes(path)
-    apply_fixes(plan)
-    created = json.loads((path / "generation_config.json").read_text())
-    # built from config.json's EOS (151645), tokenizer EOS first
-    assert created["eos_token_id"] == 151645
-    assert created["bos_token_id"] == 151643
-    assert rule_findings(path, "eos-alignment") == []
+    edit_json(path, "tokenizer_config.json", eos_token="<|endoftext|>")
+    edit_json(path, "config.json", eos_token_id=151643)
+    report = check(path)
+    # transformers stops on config.json's <|endoftext|> only: the turn end runs on
+    assert [f.rule for f in report.errors] == ["chat-template-stop"]
+    [warning] = report.by_rule("generation-config")
+    assert warning.hint == (
+        "run `r1release fix` to write it from config.json "
+        "(stop tokens [<|endoftext|> (151643), <|im_end|> (151645)])"
+    )
+    apply_fixes(plan_fixes(path))
+    assert json.loads((path / "generation_config.json").read_text())["eos_token_id"] == [
+        151643,
+        151645,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        # the generation settings config.json holds, not null; nothing else of it
+        ({"do_sample": True, "temperature": None, "hidden_size": 8}, {"do_sample": True}),
+        ({"pad_token_id": 0}, {"pad_token_id": 0}),
+        # a multimodal config: text_config's where the top level has none
+        ({"text_config": {"use_cache": False, "top_k": 5}}, {"top_k": 5}),
+        # an output_* flag turns return_dict_in_generate on, as in transformers
+        ({"output_attentions": True}, {"output_attentions": True, "return_dict_in_generate": True}),
+    ],
+)
+def test_generation_config_from_model_config_table(config, expected):
+    from r1release.rules.generation_config import from_model_config
+
+    base = {"model_type": "qwen2", "use_cache": True, "bos_token_id": 1, "eos_token_id": 2}
+    assert from_model_config(base | config) == {
+        "use_cache": True,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        **expected,
+    }
 
 
 @pytest.mark.parametrize(
@@ -110,6 +190,29 @@ def test_config_eos_consistency_table(checkpoint, config_eos, generation_eos, ex
     edit_json(path, "config.json", eos_token_id=config_eos)
     edit_json(path, "generation_config.json", eos_token_id=generation_eos)
     assert len(rule_findings(path, "config-eos-consistency")) == expected
+
+
+@pytest.mark.parametrize(
+    ("config_eos", "message"),
+    [
+        (
+            151644,
+            "eos_token_id [<|im_start|> (151644)] is not a stop token of generation_config.json, "
+            "which stops on [<|im_end|> (151645), <|endoftext|> (151643)]",
+        ),
+        (
+            [151645, 151644, 7],
+            "eos_token_id [<|im_end|> (151645), <|im_start|> (151644), w7 (7)]: "
+            "[<|im_start|> (151644), w7 (7)] are not stop tokens of generation_config.json, "
+            "which stops on [<|im_end|> (151645), <|endoftext|> (151643)]",
+        ),
+    ],
+)
+def test_config_eos_consistency_says_it_once(checkpoint, config_eos, message):
+    path = checkpoint(QWEN)
+    edit_json(path, "config.json", eos_token_id=config_eos)
+    [finding] = rule_findings(path, "config-eos-consistency")
+    assert finding.message == message
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,204 @@
+"""What finalize() tells: what it fixed, checked, skipped and pushed (the ``r1release``
+logger), and what a release would still need (the card checks a release runs).
+
+The trainer is what finalize() uses of one: ``save_model`` copies a real tiny checkpoint
+(the failing Qwen2.5 base after ChatML SFT: EOS and use_cache to fix)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import r1release.tokenizer_view as tokenizer_mod
+
+from helpers import REPO_ID, TOKEN
+from hubserver import patch_client
+
+pytestmark = pytest.mark.slow  # r1release.training imports transformers' Trainer, hence torch
+
+pytest.importorskip("torch")
+
+FAILING = "qwen2.5-base-after-chatml-sft"
+RELEASE = {"dataset_name": "open-r1/tiny-chats", "license": "apache-2.0"}
+
+
+class _Trainer:
+    def __init__(self, source: Path, out: str, push: bool, name_or_path: str = "") -> None:
+        self.source = source
+        generation = json.loads((source / "generation_config.json").read_text())
+        config = SimpleNamespace(use_cache=False, _name_or_path=name_or_path)
+        self.model = SimpleNamespace(config=config, generation_config=SimpleNamespace(**generation))
+        self.args = SimpleNamespace(
+            output_dir=out,
+            push_to_hub=push,
+            do_eval=False,
+            hub_model_id=REPO_ID if push else None,
+            hub_private_repo=None,
+        )
+        self.processing_class = None
+        self.accelerator = None
+        self.state = SimpleNamespace(global_step=2)
+
+    def is_world_process_zero(self) -> bool:
+        return True
+
+    def save_model(self, out: str) -> None:
+        shutil.copytree(self.source, out, dirs_exist_ok=True)
+
+
+def _lines(caplog, level=logging.INFO) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "r1release" and r.levelno == level]
+
+
+def test_it_logs_what_it_fixed_checked_and_skipped(checkpoint, tmp_path, caplog):
+    from r1release.training import finalize
+
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO, logger="r1release"):
+        result = finalize(
+            _Trainer(checkpoint(FAILING), str(out), push=False),
+            base_model="Qwen/Qwen2.5-0.5B",
+            **RELEASE,
+        )
+    info = _lines(caplog)
+    assert f"r1release: fixed {out}/config.json (config-eos-consistency, use-cache)" in info
+    assert any(line.startswith(f"r1release: fixed {out}/generation_config.json (") for line in info)
+    rules = ", ".join(result.report.rules_run)
+    assert "card-metadata" in result.report.rules_run  # the card is checked as a release does
+    count = len(result.report.rules_run)
+    assert f"r1release: checked {out}: 0 errors, 0 warnings; {count} rules ran: {rules}" in info
+    assert "r1release: skipped smoke-generate: opt-in: --smoke" in info
+    assert not _lines(caplog, logging.WARNING) and not _lines(caplog, logging.ERROR)
+
+
+def test_it_logs_what_it_pushed(checkpoint, hub, tmp_path, monkeypatch, caplog):
+    from r1release.training import finalize
+
+    patch_client(monkeypatch, hub, tmp_path / ".hf-home", TOKEN)
+    with caplog.at_level(logging.INFO, logger="r1release"):
+        result = finalize(
+            _Trainer(checkpoint(FAILING), str(tmp_path / "out"), push=True),
+            base_model="Qwen/Qwen2.5-0.5B",
+            version="v0.1.0",
+            **RELEASE,
+        )
+    commit = hub.repo(REPO_ID).tags["v0.1.0"]
+    assert result.commit_url and commit in result.commit_url
+    expected = f"r1release: pushed {REPO_ID} to main, tagged v0.1.0 (commit {commit}): "
+    assert expected + result.commit_url in _lines(caplog)
+
+
+def test_a_model_from_a_local_folder_says_what_a_release_needs(checkpoint, tmp_path, caplog):
+    """_name_or_path is a path: no base_model in the card, and a warning that says so."""
+    from r1release.training import finalize
+
+    source = checkpoint(FAILING)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO, logger="r1release"):
+        result = finalize(
+            _Trainer(source, str(out), push=False, name_or_path=str(source)), **RELEASE
+        )
+    assert "base_model" not in (out / "README.md").read_text()
+    [warning] = result.report.warnings
+    assert (warning.rule, warning.message) == ("card-metadata", "metadata has no base_model")
+    assert warning.hint == (
+        "a release needs base_model: set it in release.yaml or pass base_model=... to "
+        f"finalize(); the model was loaded from {source}, a local path, which is not a Hub id"
+    )
+    [logged] = _lines(caplog, logging.WARNING)
+    assert logged.startswith("r1release: card-metadata: README.md: metadata has no base_model (")
+    assert "0 errors, 1 warning;" in next(line for line in _lines(caplog) if "checked" in line)
+
+
+def test_pushing_without_what_a_release_needs_stops_before_the_push(checkpoint, hub, tmp_path):
+    from r1release.training import FinalizeError, finalize
+
+    with pytest.raises(FinalizeError) as caught:
+        finalize(_Trainer(checkpoint(FAILING), str(tmp_path / "out"), push=True), **RELEASE)
+    assert str(caught.value).endswith(
+        "1 error finding(s): card-metadata (README.md): metadata has no base_model (a release "
+        "needs base_model: set it in release.yaml or pass base_model=... to finalize())"
+    )
+    assert REPO_ID not in hub.commit_counts
+
+
+def test_the_local_card_loads_the_checkpoint_by_its_absolute_path(
+    checkpoint, tmp_path, monkeypatch
+):
+    from r1release.training import finalize
+
+    monkeypatch.chdir(tmp_path)
+    finalize(
+        _Trainer(checkpoint(FAILING), "out", push=False),
+        base_model="Qwen/Qwen2.5-0.5B",
+        **RELEASE,
+    )
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert f'pipeline("text-generation", model="{tmp_path / "out"}")' in card
+    assert 'model="out"' not in card
+
+
+def test_the_tokenizer_is_loaded_once(checkpoint, tmp_path, monkeypatch):
+    """The fixes rewrite config.json, which the tokenizer loader reads only for
+    transformers_version and model_type: the view keeps its tokenizer."""
+    from r1release.training import finalize
+
+    loads = []
+    load = tokenizer_mod._load_fast_tokenizer
+    monkeypatch.setattr(
+        tokenizer_mod, "_load_fast_tokenizer", lambda *a: loads.append(a) or load(*a)
+    )
+    result = finalize(
+        _Trainer(checkpoint(FAILING), str(tmp_path / "out"), push=False),
+        base_model="Qwen/Qwen2.5-0.5B",
+        **RELEASE,
+    )
+    assert "config.json" in result.fixed_files
+    assert len(loads) == 1
+
+
+def test_a_config_change_the_tokenizer_reads_loads_it_again(checkpoint):
+    from r1release.checkpoint import Checkpoint
+
+    path = checkpoint(FAILING)
+    view = Checkpoint(path)
+    before = view.tokenizer()
+    config = dict(view.config)  # read before the write, as the fixes read it
+    (path / "config.json").write_text(json.dumps(config | {"use_cache": True}))
+    view.refresh(["config.json"])
+    assert view.tokenizer() is before
+    assert view.config["use_cache"] is True
+    (path / "config.json").write_text(json.dumps(config | {"transformers_version": "5.1.0"}))
+    view.refresh(["config.json"])
+    assert view.tokenizer() is not before
+
+
+@pytest.mark.parametrize(
+    ("name_or_path", "hub_id"),
+    [
+        ("Qwen/Qwen2.5-0.5B", True),
+        ("", False),
+        ("/data/models/Qwen2.5-0.5B", False),
+        ("./Qwen2.5-0.5B", False),
+        ("~/Qwen2.5-0.5B", False),
+        ("runs/Qwen2.5-0.5B/checkpoint-5", False),
+        ("local-folder", False),  # no owner: not what a card's base_model names
+    ],
+)
+def test_which_name_or_path_is_a_base_model(name_or_path, hub_id):
+    from r1release.training import _is_hub_id
+
+    assert _is_hub_id(name_or_path) is hub_id
+
+
+def test_an_existing_folder_named_like_a_hub_id_is_a_path(tmp_path, monkeypatch):
+    from r1release.training import _is_hub_id
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models" / "qwen").mkdir(parents=True)
+    assert _is_hub_id("models/qwen") is False
