@@ -6,6 +6,16 @@ the staged hash. It is idempotent: when the tag already holds the staged content
 sent; when the branch head already holds it (a run that failed after committing) only the
 tag is created; a tag on different content stops the release unless ``force``.
 
+A release deletes only what r1release made. Each one commits ``.r1release/files.json``, the
+list of the files it staged. A file on the Hub that this release does not stage is deleted
+when the record at the branch head lists it (a previous release made it); otherwise it is
+kept when it matches a ``push.keep`` pattern (:mod:`fnmatch` globs on the repository path,
+where ``*`` and ``**`` both match across ``/``; default ``.eval_results/**``), or when the
+head has a record at all (someone else added it since the last release). On a branch without
+a record (never released to, or released by an r1release before records) the release owns
+the content: everything else is deleted. ``.gitattributes`` (the Hub's LFS rules) is always
+kept. Kept files are not differences: a release of the same files is "already released".
+
 Every request goes through a :class:`HubBackend`; :class:`HfHubBackend` (huggingface_hub's
 ``HfApi``) is its one real implementation. Other modules get huggingface_hub's card metadata
 and token discovery from here (:func:`card_metadata`, :func:`stored_token`), so this stays the
@@ -14,7 +24,9 @@ only module that imports it (tests/test_layering.py).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,18 +34,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
+from r1release.config import PushConfig
 from r1release.errors import R1ReleaseError, redact, remember_secret
-from r1release.stage import Stage, StageChanged, StagedFile
+from r1release.stage import RECORD, Stage, StageChanged, StagedFile
 
 GITATTRIBUTES = ".gitattributes"
 KEEP_ON_HUB = frozenset({GITATTRIBUTES})
+DEFAULT_KEEP = PushConfig().keep  # push.keep when no release.yaml says (finalize's push)
 # Transient failures (429, 5xx, dropped connections) are retried after these delays, or after
 # the server's Retry-After when it sends one (capped). R1RELEASE_RETRY_SCALE scales them
 # (tests set 0 so they never sleep for real); permanent 4xx errors are never retried.
 RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
 MAX_RETRY_AFTER = 60.0
 TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-FileState = Literal["new", "changed", "unchanged", "deleted"]
+FileState = Literal["new", "changed", "unchanged", "deleted", "kept"]
 Log = Callable[[str], None]
 
 
@@ -49,6 +63,11 @@ class TagConflict(R1ReleaseError):
 
 class VerificationMismatch(PublishError):
     """The files on the Hub at the tag are not the staged files."""
+
+
+class RecordError(R1ReleaseError):
+    """The record of what a previous release made is unreadable: deleting by it could remove
+    files r1release never made, so nothing is planned."""
 
 
 class PreflightError(R1ReleaseError):
@@ -160,7 +179,7 @@ class FileAction:
     path: str
     size: int
     state: FileState
-    origin: str = "checkpoint"
+    origin: str = "checkpoint"  # a staged file's origin; "hub"; why a kept file is kept
 
 
 @dataclass(frozen=True)
@@ -179,6 +198,7 @@ class Plan:
     offline: bool = False  # HF_HUB_OFFLINE: planned without the Hub, as for a new repository
     anonymous: bool = False  # no token: a private repository would look missing
     files: dict[str, StagedFile] | None = None  # what is uploaded (.gitattributes merged)
+    keep: tuple[str, ...] = DEFAULT_KEEP  # push.keep: a re-plan after a failed commit uses it
 
     @property
     def needs_commit(self) -> bool:
@@ -190,6 +210,11 @@ class Plan:
 
     def count(self, state: FileState) -> int:
         return sum(1 for a in self.actions if a.state == state)
+
+    @property
+    def kept(self) -> frozenset[str]:
+        """Files on the Hub that the release neither stages nor deletes."""
+        return frozenset(a.path for a in self.actions if a.state == "kept")
 
 
 @dataclass(frozen=True)
@@ -206,11 +231,20 @@ class PublishResult:
 def make_api(token: str | None = None) -> HubBackend:
     """The Hub back-end at ``HF_ENDPOINT`` (huggingface_hub's ``HfApi``); the token comes from
     ``HF_TOKEN`` or huggingface_hub's own discovery. Every request it makes has connect and
-    read timeouts (:func:`use_timeouts`)."""
+    read timeouts (:func:`use_timeouts`), and a User-Agent that names r1release and its
+    version (``r1release/0.1.0; hf_hub/...``), so the Hub's logs tell its uploads apart."""
     from huggingface_hub import HfApi
 
+    from r1release import __version__
+
     use_timeouts()
-    return HfHubBackend(HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None, token=token))
+    api = HfApi(
+        endpoint=os.environ.get("HF_ENDPOINT") or None,
+        token=token,
+        library_name="r1release",
+        library_version=__version__,
+    )
+    return HfHubBackend(api)
 
 
 class HfHubBackend:
@@ -329,10 +363,41 @@ class HfHubBackend:
 def stored_token() -> str | None:
     """The token huggingface_hub finds: ``HF_TOKEN``, ``HF_TOKEN_PATH``, ``hf auth login``'s
     stored one; with ``HF_OIDC_RESOURCE``, a trusted-publishing token exchanged now (and
-    cached for the process), raising when the exchange fails."""
+    cached for the process), raising when the exchange fails or cannot happen
+    (:func:`require_trusted_publishing`)."""
     from huggingface_hub import get_token
 
+    require_trusted_publishing()
     return get_token()
+
+
+TRUSTED_PUBLISHING_SINCE = "1.19"  # the huggingface_hub that reads HF_OIDC_RESOURCE
+
+
+def trusted_publishing_supported() -> bool:
+    """Whether the installed huggingface_hub exchanges an OIDC id token for a Hub token (its
+    ``_oidc`` module, from 1.19 on). Detected, not read from the version: what matters is
+    the code that is there."""
+    import importlib.util
+
+    return importlib.util.find_spec("huggingface_hub._oidc") is not None
+
+
+def require_trusted_publishing() -> None:
+    """Refuse ``HF_OIDC_RESOURCE`` where huggingface_hub cannot honour it: an older one ignores
+    the variable, and a release meant for trusted publishing would run anonymously or with
+    whichever token it finds instead."""
+    if not os.environ.get("HF_OIDC_RESOURCE") or trusted_publishing_supported():
+        return
+    from importlib.metadata import version
+
+    raise PreflightError(
+        f"HF_OIDC_RESOURCE is set (trusted publishing), but huggingface_hub "
+        f"{version('huggingface_hub')} cannot exchange an OIDC id token",
+        hint=f"install huggingface_hub>={TRUSTED_PUBLISHING_SINCE} "
+        f"(pip install 'huggingface_hub>={TRUSTED_PUBLISHING_SINCE}'), or unset HF_OIDC_RESOURCE "
+        "and pass a write token in HF_TOKEN",
+    )
 
 
 def card_metadata(values: Mapping[str, Any]) -> str:
@@ -415,7 +480,7 @@ def new_repo_plan(
         None,
         False,
         False,
-        _actions(stage.files, {}),
+        _actions(stage.files, {}, {}),
         _message(stage),
         offline=offline,
         anonymous=anonymous,
@@ -424,9 +489,15 @@ def new_repo_plan(
 
 
 def plan_release(
-    api: HubBackend, stage: Stage, *, revision: str = "main", access: Access | None = None
+    api: HubBackend,
+    stage: Stage,
+    *,
+    revision: str = "main",
+    access: Access | None = None,
+    keep: Sequence[str] = DEFAULT_KEEP,
 ) -> Plan:
-    """Compare the staged files with the Hub; sends only read (GET) requests."""
+    """Compare the staged files with the Hub; sends only read (GET) requests. ``keep`` is
+    ``push.keep``: what the release keeps of the files it does not stage (module docstring)."""
     model = stage.model
     refs = _retry("reading the repository's refs", lambda: api.refs(model.repo_id), wrote=False)
     anonymous = access is not None and access.user is None
@@ -440,6 +511,7 @@ def plan_release(
     else:
         tag_files = _remote_files(api, model.repo_id, tag_target) if tag_target else {}
     files = _merged_gitattributes(api, stage, head, head_files)
+    unstaged = _unstaged(api, model.repo_id, head, head_files, files, keep)
     private = access.private if access is not None and access.private is not None else None
     return Plan(
         repo_id=model.repo_id,
@@ -449,12 +521,13 @@ def plan_release(
         repo_exists=True,
         head=head,
         tag_target=tag_target,
-        tag_matches=tag_target is not None and _same(stage, tag_files, api, tag_target),
-        head_matches=head is not None and _same(stage, head_files, api, head),
-        actions=_actions(files, head_files),
+        tag_matches=tag_target is not None and _same(stage, tag_files, api, tag_target, keep),
+        head_matches=head is not None and _same(stage, head_files, api, head, keep),
+        actions=_actions(files, head_files, unstaged),
         commit_message=_message(stage),
         anonymous=anonymous,
         files=files,
+        keep=tuple(keep),
     )
 
 
@@ -575,10 +648,12 @@ def publish(
     log: Log | None = None,
     access: Access | None = None,
     allow_public: bool = False,
+    keep: Sequence[str] = DEFAULT_KEEP,
 ) -> PublishResult:
     """Release ``stage``: one commit, the version tag on it, then verify every hash.
 
-    ``access`` is what :func:`preflight` found (it runs here when not given). In offline mode
+    ``access`` is what :func:`preflight` found (it runs here when not given); ``keep`` is
+    ``push.keep`` (files on the Hub it protects, module docstring). In offline mode
     (``HF_HUB_OFFLINE=1``) a dry run plans without the Hub (every file new) and a real
     release stops at once with a :class:`PublishError`.
     """
@@ -602,7 +677,7 @@ def publish(
                 publishing=not dry_run,
                 allow_public=allow_public,
             )
-        return _publish(api, stage, revision, force, dry_run, say, access)
+        return _publish(api, stage, revision, force, dry_run, say, access, tuple(keep))
 
 
 def _publish(
@@ -613,8 +688,9 @@ def _publish(
     dry_run: bool,
     say: Log,
     access: Access,
+    keep: tuple[str, ...],
 ) -> PublishResult:
-    plan = plan_release(api, stage, revision=revision, access=access)
+    plan = plan_release(api, stage, revision=revision, access=access, keep=keep)
     if plan.tag_target and not plan.tag_matches and not force:
         raise TagConflict(
             f"{plan.repo_id}: tag {plan.version} already points at {plan.tag_target[:12]}, whose "
@@ -637,7 +713,7 @@ def _publish(
     if not plan.repo_exists:
         say(f"creating {'private' if plan.private else 'public'} repository {plan.repo_id}")
         _call("creating the repository", api.create_repo, plan.repo_id, private=plan.private)
-        plan = plan_release(api, stage, revision=revision, access=access)  # its first commit
+        plan = plan_release(api, stage, revision=revision, access=access, keep=keep)  # 1st commit
     commit, created = plan.head or "", False
     if plan.needs_commit:
         say(
@@ -660,7 +736,7 @@ def _publish(
         message=plan.commit_message,
     )
     try:
-        verify(api, stage, plan.version)
+        verify(api, stage, plan.version, kept=plan.kept)
     except PublishError as failure:
         refs = _retry("reading the tags", lambda: api.refs(plan.repo_id), wrote=True)
         target = refs.tags.get(plan.version) if refs else None
@@ -742,7 +818,7 @@ def _commit_once(api: HubBackend, stage: Stage, plan: Plan, say: Log) -> tuple[s
             )
             return oid, True
         except Exception as exc:
-            current = plan_release(api, stage, revision=plan.revision)
+            current = plan_release(api, stage, revision=plan.revision, keep=plan.keep)
             if current.tag_matches or current.head_matches:
                 say(
                     "the Hub already holds these files (the commit landed, or a concurrent "
@@ -763,16 +839,20 @@ def _commit_once(api: HubBackend, stage: Stage, plan: Plan, say: Log) -> tuple[s
     raise AssertionError("unreachable")
 
 
-def verify(api: HubBackend, stage: Stage, revision: str) -> None:
+def verify(
+    api: HubBackend, stage: Stage, revision: str, *, kept: frozenset[str] = frozenset()
+) -> None:
     """Every staged file is on the Hub at ``revision`` with the same hash, and nothing else
-    (a ``.gitattributes`` of the checkpoint is there when the Hub's holds all its lines)."""
+    but the files the plan ``kept`` (a ``.gitattributes`` of the checkpoint is there when the
+    Hub's holds all its lines). Only the plan's kept files, not the keep rule: at the tag the
+    record is this release's, by which any other file would count as someone else's."""
     remote = _remote_files(api, stage.model.repo_id, revision)
     wrong = [
         p
         for p, f in stage.files.items()
         if p not in remote or not _matches_at(api, stage, f, remote[p], revision)
     ]
-    extra = sorted(set(remote) - set(stage.files) - KEEP_ON_HUB)
+    extra = sorted(set(remote) - set(stage.files) - KEEP_ON_HUB - kept)
     if wrong or extra:
         raise VerificationMismatch(
             f"verification failed at {revision}: "
@@ -818,13 +898,19 @@ def _matches_at(
 
 
 def _same(
-    stage: Stage, remote: dict[str, RemoteFile], api: Any = None, revision: str | None = None
+    stage: Stage,
+    remote: dict[str, RemoteFile],
+    api: HubBackend,
+    revision: str,
+    keep: Sequence[str],
 ) -> bool:
-    if set(remote) - KEEP_ON_HUB != set(stage.files) - KEEP_ON_HUB:
+    """``revision`` holds the staged files, and nothing else that this release would delete."""
+    if not set(stage.files) <= set(remote):
         return False
-    if GITATTRIBUTES in stage.files and GITATTRIBUTES not in remote:
+    if not all(_matches_at(api, stage, f, remote[p], revision) for p, f in stage.files.items()):
         return False
-    return all(_matches_at(api, stage, f, remote[p], revision) for p, f in stage.files.items())
+    unstaged = _unstaged(api, stage.model.repo_id, revision, remote, stage.files, keep)
+    return None not in unstaged.values()
 
 
 def _local_bytes(staged: StagedFile) -> bytes:
@@ -893,7 +979,9 @@ def _fetch_text(api: HubBackend, repo_id: str, path: str, revision: str) -> byte
 
 
 def _actions(
-    files: Mapping[str, StagedFile], remote: dict[str, RemoteFile]
+    files: Mapping[str, StagedFile],
+    remote: dict[str, RemoteFile],
+    unstaged: Mapping[str, str | None],
 ) -> tuple[FileAction, ...]:
     actions = []
     for path, f in files.items():
@@ -902,9 +990,63 @@ def _actions(
         else:
             state = "unchanged" if _matches(f, remote[path]) else "changed"
         actions.append(FileAction(path, f.size, state, f.origin))
-    for path in sorted(set(remote) - set(files) - KEEP_ON_HUB):
-        actions.append(FileAction(path, remote[path].size, "deleted", "hub"))
+    for path, why in unstaged.items():
+        gone: FileState = "deleted" if why is None else "kept"
+        actions.append(FileAction(path, remote[path].size, gone, why or "hub"))
     return tuple(actions)
+
+
+def _unstaged(
+    api: HubBackend,
+    repo_id: str,
+    revision: str | None,
+    remote: Mapping[str, RemoteFile],
+    staged: Mapping[str, StagedFile],
+    keep: Sequence[str],
+) -> dict[str, str | None]:
+    """Each file at ``revision`` that is not staged (``.gitattributes`` aside), sorted: why the
+    release keeps it, or None when it deletes it (the rule is in the module docstring)."""
+    paths = sorted(set(remote) - set(staged) - KEEP_ON_HUB)
+    made = _made(api, repo_id, revision, remote) if paths and revision else None
+    return {path: _kept_because(path, keep, made) for path in paths}
+
+
+def _kept_because(path: str, keep: Sequence[str], made: frozenset[str] | None) -> str | None:
+    if made is not None and path in made:
+        return None  # a previous release made it, and this one drops it
+    if any(fnmatch.fnmatchcase(path, pattern) for pattern in keep):
+        return "push.keep"
+    return "not made by r1release" if made is not None else None
+
+
+def _made(
+    api: HubBackend, repo_id: str, revision: str, remote: Mapping[str, RemoteFile]
+) -> frozenset[str] | None:
+    """The paths the record at ``revision`` lists; None when there is no record."""
+    if RECORD not in remote:
+        return None
+    paths = _listed(_remote_text(api, repo_id, RECORD, revision))
+    if paths is None:
+        raise RecordError(
+            f"{repo_id}: {RECORD} at {revision[:12]} is not a record r1release wrote, so what "
+            "the last release made is unknown",
+            hint=f"restore {RECORD} from the last release's commit, or delete it on the Hub "
+            "(the release then deletes every file push.keep does not protect); nothing was sent",
+        )
+    return paths
+
+
+def _listed(raw: bytes | None) -> frozenset[str] | None:
+    """The paths a record lists (stage.py writes it); None when it is not such a record."""
+    try:
+        entries = json.loads(raw or b"").get("files")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("path"), str) for e in entries
+    ):
+        return None
+    return frozenset(e["path"] for e in entries)
 
 
 def _operations(api: HubBackend, plan: Plan) -> Any:
@@ -1073,3 +1215,19 @@ def _hub_error(what: str, exc: Exception, wrote: bool = True) -> PublishError:
     error = PublishError(f"Hub request failed while {what}: {status}{detail}", hint=hint)
     error.status = _status(exc)
     return error
+
+
+# ---------------------------------------------------------------------------------------
+# Benchmark results in the Hub's format (r1release.evals builds the entries)
+# ---------------------------------------------------------------------------------------
+
+
+def eval_results_yaml(entries: Sequence[Mapping[str, Any]]) -> bytes:
+    """One ``.eval_results/*.yaml`` file: ``entries`` are ``EvalResultEntry`` keyword
+    arguments, serialised by huggingface_hub's own ``eval_result_entries_to_yaml`` (so the
+    layout is the one the Hub reads, not a copy of it) and dumped as safe, sorted YAML."""
+    import yaml
+    from huggingface_hub import EvalResultEntry, eval_result_entries_to_yaml
+
+    data = eval_result_entries_to_yaml([EvalResultEntry(**e) for e in entries])
+    return yaml.safe_dump(data, sort_keys=True, allow_unicode=True, width=1000).encode()

@@ -23,11 +23,16 @@ from r1release.checkpoint import Checkpoint, is_leftover
 from r1release.config import ModelConfig, RuleSetting
 from r1release.deep import DeepScan, FileStat, scan_checkpoint
 from r1release.errors import R1ReleaseError
+from r1release.evals import eval_result_files, load_evals
 from r1release.findings import Report
 from r1release.fixes import FixPlan, plan_fixes
 
 CARD = "README.md"
 MANIFEST_SCHEMA = 1
+# What a release made, committed with it: a later release deletes only the files listed here
+# (and what push.keep does not protect on a repository without one); see r1release.hub.
+RECORD = ".r1release/files.json"
+RECORD_SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class StagedFile:
     sha256: str
     source: Path | None = None  # the checkpoint's file (uploaded from disk when no content)
     content: bytes | None = None  # uploaded from memory: the scanned bytes, a fix, the card
-    origin: str = "checkpoint"  # checkpoint | fixed | card
+    origin: str = "checkpoint"  # checkpoint | fixed | card | record
     stat: FileStat | None = None  # the source as scanned; any change stops the release
 
     def data(self) -> Path | bytes:
@@ -183,7 +188,11 @@ def build_stage(
     for change in plan.changes if plan else ():
         checkpoint.override(change.path, json.loads(change.new_text))
     release = release or ReleaseInfo(version=version)
-    card = render_card(checkpoint, model, release, card_template, template_name=card_template_name)
+    # Benchmark results are inputs like the checkpoint: read (and refused) before the deep scan.
+    evals = load_evals(model.evals, Path(config_path).parent, model.checkpoint)
+    card = render_card(
+        checkpoint, model, release, card_template, template_name=card_template_name, evals=evals
+    )
     if scan is None:
         # One read of every byte that is uploaded: hashed, scanned, and (small files) kept.
         scan = scan_checkpoint(
@@ -213,9 +222,9 @@ def build_stage(
     for change in plan.changes if plan else ():
         files[change.path] = _in_memory(change.path, change.new_text.encode(), "fixed")
     files[CARD] = _in_memory(CARD, card.encode(), "card")
-    return Stage(
-        model, version, release, dict(sorted(files.items())), card, report, plan, tuple(excluded)
-    )
+    for path, content in eval_result_files(evals).items():
+        files[path] = _in_memory(path, content, "evals")
+    return Stage(model, version, release, _with_record(files), card, report, plan, tuple(excluded))
 
 
 def _brought_up_to_date(
@@ -290,6 +299,20 @@ def _in_memory(path: str, content: bytes, origin: str) -> StagedFile:
     return StagedFile(
         path, len(content), hashlib.sha256(content).hexdigest(), content=content, origin=origin
     )
+
+
+def _with_record(files: Mapping[str, StagedFile]) -> dict[str, StagedFile]:
+    """The staged files, sorted, plus :data:`RECORD`: each other staged path with its size and
+    sha256, and nothing else (no version, clock or commit), so identical content stays
+    identical and a release of it is still "already released"."""
+    listed = [
+        {"path": f.path, "size": f.size, "sha256": f.sha256}
+        for path, f in sorted(files.items())
+        if path != RECORD
+    ]
+    text = json.dumps({"schema_version": RECORD_SCHEMA, "files": listed}, indent=2) + "\n"
+    staged = {**files, RECORD: _in_memory(RECORD, text.encode(), "record")}
+    return dict(sorted(staged.items()))
 
 
 def _extra_leftover(report: Report, path: str) -> bool:
