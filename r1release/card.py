@@ -554,10 +554,12 @@ def card_data(model: ModelConfig, tags: Sequence[str]) -> str:
     no ``model-index``: see the module docstring)."""
     from r1release.hub import card_metadata
 
-    dataset = model.dataset_name
+    dataset = model.card_dataset_name  # None for a local path release.yaml omits
     values: dict[str, Any] = {
         "license": model.license,
-        "base_model": model.base_model,
+        "license_name": model.license_name if model.license == "other" else None,
+        "license_link": model.license_link if model.license == "other" else None,
+        "base_model": model.card_base_model,
         "datasets": [dataset] if dataset else None,
         "tags": list(tags) or None,
         "library_name": "transformers",
@@ -707,8 +709,8 @@ def render_card(
         "card_data": card_data(model, card_tags(model, method)),
         "model": _model_data(model),
         "model_ref": model_ref or model.repo_id,
-        "base_link": _link(model.base_model, ""),
-        "dataset_link": _link(model.dataset_name, "datasets/"),
+        "base_link": _link(model.card_base_model, ""),
+        "dataset_link": _link(model.card_dataset_name, "datasets/"),
         # Plain data, and only what is deterministic: no run id or URL reaches a template.
         "release": _release_data(release or ReleaseInfo()),
         "summary": _plain(dataclasses.asdict(summary)),

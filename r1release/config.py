@@ -7,6 +7,7 @@ against their type hints (keeping each node's line for error messages), and
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -16,7 +17,7 @@ import re
 import stat
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -25,6 +26,7 @@ from typing import Any, Literal
 import yaml
 
 from r1release.errors import ConfigError, redact
+from r1release.licenses import HUB_LICENSES
 
 DEFAULT_CONFIG = "release.yaml"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
@@ -34,6 +36,8 @@ MAX_ALIAS_CHARS = 1024 * 1024
 MAX_NEW_TOKENS = 4096  # smoke.max_new_tokens: the smoke test needs a short answer, not a book
 MAX_PROMPTS = 32
 MAX_PROMPT_CHARS = 4096
+# Errors one load reports, one line each: enough to fix a file in one go, not a flood.
+MAX_REPORTED_ERRORS = 50
 SeverityName = Literal["error", "warning", "off"]
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -124,7 +128,13 @@ def _repo_problem(value: str) -> str | None:
     """huggingface_hub's ``validate_repo_id``, with the owner required."""
     if value.count("/") != 1:
         return "must be `owner/name`, with exactly one '/'"
-    for what, part in zip(("owner", "name"), value.split("/"), strict=True):
+    return _parts_problem(value)
+
+
+def _parts_problem(value: str) -> str | None:
+    """What the Hub refuses in ``[owner/]name``, once the number of '/' is right."""
+    parts = value.split("/")
+    for what, part in zip(("owner", "name")[-len(parts) :], parts, strict=True):
         if not part:
             return f"the {what} is empty"
         if len(part) > 96:
@@ -141,12 +151,104 @@ def _repo_problem(value: str) -> str | None:
     return None
 
 
+def _hub_id_problem(value: str) -> str | None:
+    """huggingface_hub's ``validate_repo_id``: ``owner/name``, or a legacy canonical name
+    such as ``gpt2``."""
+    if value.count("/") > 1:
+        return "must be `owner/name` or a single name, with at most one '/'"
+    return _parts_problem(value)
+
+
 _REPO_PART = r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9_])?"
 REPO_ID = Identifier(
     re.compile(rf"^(?!.*(?:--|\.\.))(?!.*\.git$){_REPO_PART}/{_REPO_PART}$"),
     193,
     _repo_problem,
     "use `owner/name`: letters, digits, '-', '_' and '.', at most 96 each, as the Hub allows",
+)
+HUB_ID = Identifier(
+    re.compile(rf"^(?!.*(?:--|\.\.))(?!.*\.git$)(?:{_REPO_PART}/)?{_REPO_PART}$"),
+    193,
+    _hub_id_problem,
+    "use the Hub id, `owner/name` (or a legacy single name such as `gpt2`): letters, digits, "
+    "'-', '_' and '.', at most 96 each",
+)
+
+
+_LOWER_ALNUM = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _license_name_problem(value: str) -> str | None:
+    if not value:
+        return "empty"
+    if bad := _first_bad(value, _LOWER_ALNUM + "._-"):
+        return bad
+    if value[0] not in _LOWER_ALNUM:
+        return "must start with a lowercase letter or digit"
+    return None
+
+
+LICENSE_NAME = Identifier(
+    re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$"),
+    64,
+    _license_name_problem,
+    "short, lowercase, without spaces, as the Hub asks: e.g. `my-model-license`",
+)
+
+# What training scripts are given as a dataset (`load_dataset("json", data_files=...)`).
+_DATA_FILE_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv", ".tsv", ".txt", ".arrow")
+
+
+def local_path_reason(value: str, base: Path) -> str | None:
+    """Why ``value`` (a ``base_model`` or ``dataset_name``) is a path on this machine rather
+    than a Hub id, or None. A card that names a local path links to a Hub page that does not
+    exist (``huggingface.co/datasets/examples/recipes/tiny/chats.jsonl``)."""
+    if value.startswith((".", "/", "~")):
+        return f"starts with {value[0]!r}"
+    if value.count("/") > 1:
+        return "more than one '/'"
+    suffix = next((s for s in _DATA_FILE_SUFFIXES if value.lower().endswith(s)), None)
+    if suffix:
+        return f"a {suffix} file"
+    try:
+        exists = (base / value).exists()
+    except (OSError, ValueError):  # a NUL byte, a name too long: not a path here
+        exists = False
+    return f"{base / value} exists" if exists else None
+
+
+def _link_problem(value: str) -> str | None:
+    """Why ``license_link`` is neither a web address nor a file of the Hub repository."""
+    if bad := next((c for c in value if not " " < c < "\x7f"), None):
+        return f"character {_char(bad)} is not allowed"
+    if value.startswith(("https://", "http://")):
+        return None if len(value) > value.index("//") + 2 else "the address is empty"
+    if "://" in value:
+        return "only http(s) addresses are links"
+    if value.startswith("/") or ".." in value.split("/"):
+        return "a file of the repository is a relative path, without '..'"
+    return None
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A closed set of values (``enum`` in the JSON Schema) and what the error calls it."""
+
+    values: tuple[str, ...]
+    what: str
+    hint: str
+
+    def why_invalid(self, value: str) -> str | None:
+        if value in self.values:
+            return None
+        return f"{shown(value)} is not {self.what}" + did_you_mean(value.lower(), list(self.values))
+
+
+LICENSE = Choices(
+    tuple(HUB_LICENSES),
+    "a Hub license id",
+    "use an id from https://huggingface.co/docs/hub/repositories-licenses, or `other` with "
+    "license_name and license_link",
 )
 
 # git check-ref-format, printable ASCII only (git allows other Unicode; a lookalike branch or
@@ -215,9 +317,44 @@ class ModelConfig:
             identifier=REPO_ID,
         )
     )
-    base_model: str | None = field(default=None, metadata=_doc("Hub id of the base model."))
-    dataset_name: str | None = field(default=None, metadata=_doc("Hub id of the dataset."))
-    license: str | None = field(default=None, metadata=_doc("License id, e.g. `apache-2.0`."))
+    base_model: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Hub id of the base model, `owner/name` (or a legacy single name such as `gpt2`); "
+            "a local path is refused unless `local_paths: omit`."
+        ),
+    )
+    dataset_name: str | None = field(
+        default=None,
+        metadata=_doc(
+            "Hub id of the training dataset, `owner/name` (or a legacy single name); a local "
+            "path (a file such as `data/chats.jsonl`, or a directory) is refused unless "
+            "`local_paths: omit`."
+        ),
+    )
+    license: str | None = field(
+        default=None,
+        metadata=_doc(
+            "A Hub license id (https://huggingface.co/docs/hub/repositories-licenses), e.g. "
+            "`apache-2.0`, `mit`, `llama3.1`; or `other` with `license_name` and `license_link`.",
+            choices=LICENSE,
+        ),
+    )
+    license_name: str | None = field(
+        default=None,
+        metadata=_doc(
+            "With `license: other`: the license's short name, lowercase, without spaces "
+            "(e.g. `my-model-license`).",
+            identifier=LICENSE_NAME,
+        ),
+    )
+    license_link: str | None = field(
+        default=None,
+        metadata=_doc(
+            "With `license: other`: where its text is, a URL or a file of the Hub repository "
+            "(e.g. `LICENSE`)."
+        ),
+    )
     tags: tuple[str, ...] = field(
         default=("open-r1",), metadata=_doc("Model card tags; defaults to `[open-r1]`.")
     )
@@ -261,6 +398,18 @@ class ModelConfig:
             "with a warning."
         ),
     )
+    omitted: frozenset[str] = field(default=frozenset(), metadata={"internal": True})
+
+    @property
+    def card_base_model(self) -> str | None:
+        """``base_model`` as the card's metadata and links give it: None when it is a local
+        path that ``local_paths: omit`` leaves out."""
+        return None if "base_model" in self.omitted else self.base_model
+
+    @property
+    def card_dataset_name(self) -> str | None:
+        """``dataset_name`` as the card gives it (None when a local path is omitted)."""
+        return None if "dataset_name" in self.omitted else self.dataset_name
 
 
 @dataclass(frozen=True)
@@ -345,6 +494,9 @@ class Config:
     push: PushConfig = field(default_factory=PushConfig)
     card: CardConfig = field(default_factory=CardConfig)
     path: Path = field(default=Path(DEFAULT_CONFIG), metadata={"internal": True})
+    # One line each, `release.yaml:LINE: key: ...`, for the CLI to print: what loading let
+    # pass but a user should know (a local path left out of the card).
+    warnings: tuple[str, ...] = field(default=(), metadata={"internal": True})
 
     def rule_settings(self) -> dict[str, RuleSetting]:
         """``checks:`` plus the ``smoke:`` section as smoke-generate's options (options set
@@ -435,34 +587,7 @@ def loads(text: str, path: str | Path = DEFAULT_CONFIG) -> Config:
         raise ConfigError("YAML nesting too deep", file=path) from None
     if root is None:
         raise ConfigError("file is empty", file=path, hint="see `r1release schema`")
-    walker = _Walker(path)
-    values = walker.dataclass_fields(root, Config, "", skip={"path"})
-    config = Config(**values, path=path)
-    _check_models(config, root, walker)
-    return config
-
-
-def _check_models(config: Config, root: yaml.Node, walker: _Walker) -> None:
-    if not config.models:
-        raise ConfigError(
-            "at least one model is required",
-            file=walker.path,
-            key="models",
-            line=root.start_mark.line + 1,
-        )
-    seen: dict[str, int] = {}
-    models_node = walker.child(root, "models")
-    for i, model in enumerate(config.models):
-        node = models_node.value[i] if isinstance(models_node, yaml.SequenceNode) else root
-        line = node.start_mark.line + 1
-        if model.name in seen:
-            raise ConfigError(
-                f"duplicate model name {model.name!r} (first defined at line {seen[model.name]})",
-                file=walker.path,
-                line=line,
-                key=f"models[{i}].name",
-            )
-        seen[model.name] = line
+    return _Walker(path).load(root)
 
 
 class _Loader(yaml.SafeLoader):
@@ -496,14 +621,63 @@ def _expands_aliases(method: Callable[..., Any]) -> Callable[..., Any]:
     return walk
 
 
+class _Invalid(Exception):
+    """A value whose errors are recorded already: what holds it cannot be built either."""
+
+
+class _Stop(Exception):
+    """Aliases expanded past their bound: the document is refused as it stands."""
+
+
 class _Walker:
-    """Converts YAML nodes to typed values, raising errors that carry the node's line."""
+    """Converts YAML nodes to typed values. An error is recorded with its node's line and
+    the walk goes on with the next key or item, so that one load reports them all."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.base = path.parent
         self.aliases: list[yaml.Node] = []
         self.alias_chars = 0  # text read through aliases, each use counted
+        self.errors: list[ConfigError] = []
+        self.unreported = 0  # errors found past MAX_REPORTED_ERRORS
+        self.warnings: list[str] = []
+
+    def load(self, root: yaml.Node) -> Config:
+        """The whole document as a :class:`Config`, or one ConfigError holding every error."""
+        values: dict[str, Any] = {}
+        try:
+            with self.recording():
+                values = self.dataclass_fields(root, Config, "")
+        except _Stop as stop:
+            raise stop.args[0] from None  # an amplification attack: its one error says it all
+        if self.errors:
+            ordered = sorted(self.errors, key=lambda e: e.line or 0)
+            raise ConfigError.several(ordered, self.unreported)
+        return Config(**values, path=self.path, warnings=tuple(self.warnings))
+
+    def found(self) -> int:
+        return len(self.errors) + self.unreported
+
+    def report(self, error: ConfigError) -> None:
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+        else:
+            self.unreported += 1
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Record the ConfigError raised inside and carry on after the block."""
+        try:
+            yield
+        except ConfigError as error:
+            self.report(error)
+        except _Invalid:
+            pass
+
+    def settle(self, found_before: int) -> None:
+        """Refuse to build a value when errors were recorded since ``found_before``."""
+        if self.found() > found_before:
+            raise _Invalid
 
     def count(self, text: str, key: str) -> None:
         """Count ``text`` read while inside an alias; refuse once aliases add too much."""
@@ -511,11 +685,13 @@ class _Walker:
             return
         self.alias_chars += len(text)
         if self.alias_chars > MAX_ALIAS_CHARS:
-            raise self.error(
-                self.aliases[0],
-                key,
-                f"YAML aliases expand to more than {MAX_ALIAS_CHARS} characters",
-                hint="write the value out instead of repeating a large anchor",
+            raise _Stop(
+                self.error(
+                    self.aliases[0],
+                    key,
+                    f"YAML aliases expand to more than {MAX_ALIAS_CHARS} characters",
+                    hint="write the value out instead of repeating a large anchor",
+                )
             )
 
     def error(
@@ -539,50 +715,69 @@ class _Walker:
 
     @_expands_aliases
     def mapping(self, node: yaml.Node, key: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """The keys of a mapping node; a non-string or repeated key is recorded and left
+        out (the first of repeated keys is kept)."""
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, key, f"expected a mapping, got {_kind(node)}")
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for k, v in node.value:
-            if not isinstance(k, yaml.ScalarNode) or k.tag != "tag:yaml.org,2002:str":
-                raise self.error(k, key, "keys must be strings")
-            self.count(k.value, key)
-            if k.value in out:
-                first = out[k.value][0].start_mark.line + 1
-                raise self.error(k, _join(key, k.value), f"duplicate key (first at line {first})")
-            out[k.value] = (k, v)
+            with self.recording():
+                if not isinstance(k, yaml.ScalarNode) or k.tag != "tag:yaml.org,2002:str":
+                    raise self.error(k, key, "keys must be strings")
+                self.count(k.value, key)
+                if k.value in out:
+                    first = out[k.value][0].start_mark.line + 1
+                    raise self.error(
+                        k, _join(key, k.value), f"duplicate key (first at line {first})"
+                    )
+                out[k.value] = (k, v)
         return out
 
-    def dataclass_fields(
-        self, node: yaml.Node, cls: type, key: str, skip: frozenset[str] | set[str] = frozenset()
-    ) -> dict[str, Any]:
+    def dataclass_fields(self, node: yaml.Node, cls: type, key: str) -> dict[str, Any]:
+        """The fields of ``cls`` from a mapping node, every key checked before any error is
+        raised (then as :class:`_Invalid`, the errors being recorded)."""
+        before = self.found()
         items = self.mapping(node, key)
         hints = typing.get_type_hints(cls)
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in skip}
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
         values: dict[str, Any] = {}
         for name, (knode, vnode) in items.items():
-            if name not in fields:
-                raise self.error(
-                    knode,
-                    _join(key, name),
-                    "unknown key" + did_you_mean(name, list(fields)),
-                    hint=f"allowed keys: {', '.join(fields)}",
-                )
-            values[name] = self.convert(vnode, hints[name], _join(key, name))
-            self.limits(vnode, _join(key, name), values[name], fields[name].metadata)
+            with self.recording():
+                if name not in fields:
+                    raise self.error(
+                        knode,
+                        _join(key, name),
+                        "unknown key" + did_you_mean(name, list(fields)),
+                        hint=f"allowed keys: {', '.join(fields)}",
+                    )
+                value = self.convert(vnode, hints[name], _join(key, name))
+                self.limits(vnode, _join(key, name), value, fields[name].metadata)
+                values[name] = value
         for name, f in fields.items():
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-            if required and name not in values:
-                raise self.error(node, _join(key, name), "required key is missing")
+            if required and name not in items:
+                self.report(self.error(node, _join(key, name), "required key is missing"))
+        if cls is ModelConfig:
+            self.model_metadata(items, values, key)
+        elif cls is Config:
+            self.models_list(node, items, values)
+        self.settle(before)
         return values
 
     def limits(self, node: yaml.Node, key: str, value: Any, meta: Mapping[str, Any]) -> None:
-        """Check ``value`` against its field's ``identifier``, ``minimum``/``maximum``,
-        ``max_items`` and ``max_length`` (of a string, or of each string in a list)."""
+        """Check ``value`` against its field's ``identifier``, ``choices``,
+        ``minimum``/``maximum``, ``max_items`` and ``max_length`` (of a string, or of each
+        string in a list)."""
         ident: Identifier | None = meta.get("identifier")
         if ident is not None and isinstance(value, str):
             reason = ident.why_invalid(value)
             if reason:
                 raise self.error(node, key, f"invalid value {shown(value)}: {reason}", ident.hint)
+        choices: Choices | None = meta.get("choices")
+        if choices is not None and isinstance(value, str):
+            reason = choices.why_invalid(value)
+            if reason:
+                raise self.error(node, key, reason, choices.hint)
         if isinstance(value, int) and not isinstance(value, bool):
             low, high = meta.get("minimum"), meta.get("maximum")
             if (low is not None and value < low) or (high is not None and value > high):
@@ -592,16 +787,122 @@ class _Walker:
                 node, key, f"{len(value)} items, more than the maximum {meta['max_items']}"
             )
         if "max_length" in meta:
+            before = self.found()
             items = value if isinstance(value, tuple) else (value,)
             for i, item in enumerate(items):
                 if isinstance(item, str) and len(item) > meta["max_length"]:
                     where = f"{key}[{i}]" if isinstance(value, tuple) else key
                     at = node.value[i] if isinstance(value, tuple) else node
-                    raise self.error(
-                        at,
-                        where,
-                        f"{len(item)} characters, more than the maximum {meta['max_length']}",
+                    self.report(
+                        self.error(
+                            at,
+                            where,
+                            f"{len(item)} characters, more than the maximum {meta['max_length']}",
+                        )
                     )
+            self.settle(before)
+
+    def models_list(
+        self,
+        node: yaml.Node,
+        items: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        values: Mapping[str, Any],
+    ) -> None:
+        """``models:`` is not empty and its names are unique (read from the nodes, so a
+        model with other errors still counts)."""
+        if values.get("models") == ():
+            self.report(self.error(node, "models", "at least one model is required"))
+        models = items.get("models", (None, None))[1]
+        if not isinstance(models, yaml.SequenceNode):
+            return
+        seen: dict[str, int] = {}
+        for i, item in enumerate(models.value):
+            name = self.child(item, "name")
+            if not isinstance(name, yaml.ScalarNode):
+                continue
+            line = item.start_mark.line + 1
+            if name.value in seen:
+                self.report(
+                    self.error(
+                        item,
+                        f"models[{i}].name",
+                        f"duplicate model name {name.value!r} (first defined at line "
+                        f"{seen[name.value]})",
+                    )
+                )
+            else:
+                seen[name.value] = line
+
+    def model_metadata(
+        self,
+        items: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        values: dict[str, Any],
+        key: str,
+    ) -> None:
+        """The model's card metadata as the Hub takes it: ``license: other`` named and linked
+        (and only then), ``base_model``/``dataset_name`` Hub ids, not local paths; a local
+        path under ``local_paths: omit`` becomes a warning and ``omitted``."""
+        given = {k for k, (_, v) in items.items() if not _is_null(v)}
+        license_id = values.get("license")
+        if license_id == "other":
+            missing = [k for k in ("license_name", "license_link") if k not in given]
+            if missing:
+                self.report(
+                    self.error(
+                        items["license"][1],
+                        _join(key, "license"),
+                        f"`other` needs {' and '.join(missing)}",
+                        hint="name the license (short, lowercase, e.g. `my-model-license`) "
+                        "and link its text (a URL, or LICENSE in the Hub repository)",
+                    )
+                )
+        elif "license" in values or "license" not in items:  # a valid id, or none given
+            for name in ("license_name", "license_link"):
+                if name in given:
+                    named = f"; the Hub knows {license_id!r} by its id" if license_id else ""
+                    self.report(
+                        self.error(
+                            items[name][1],
+                            _join(key, name),
+                            f"only used with `license: other`{named}",
+                            hint=f"remove {name}, or set `license: other`",
+                        )
+                    )
+        link = values.get("license_link")
+        if isinstance(link, str) and (reason := _link_problem(link)):
+            self.report(
+                self.error(
+                    items["license_link"][1],
+                    _join(key, "license_link"),
+                    f"invalid value {shown(link)}: {reason}",
+                    hint="an https:// URL, or the path of a file in the Hub repository",
+                )
+            )
+        omitted = set()
+        for name, kind in (("base_model", "model"), ("dataset_name", "dataset")):
+            value = values.get(name)
+            if not isinstance(value, str):
+                continue
+            node, where = items[name][1], _join(key, name)
+            with self.recording():
+                if (reason := local_path_reason(value, self.base)) is None:
+                    self.limits(node, where, value, {"identifier": HUB_ID})
+                elif values.get("local_paths") == "omit":
+                    omitted.add(name)
+                    self.warnings.append(
+                        f"{self.path}:{node.start_mark.line + 1}: {where}: {shown(value)} is a "
+                        f"local path ({reason}): left out of the card (local_paths: omit)"
+                    )
+                else:
+                    raise self.error(
+                        node,
+                        where,
+                        f"{shown(value)} is a local path ({reason}), not a Hub {kind} id",
+                        hint=f"use the {kind}'s Hub id (`owner/name`), or set "
+                        "`local_paths: omit` to leave it out of the card",
+                    )
+        if omitted:
+            values["omitted"] = frozenset(omitted)
 
     @_expands_aliases
     def convert(self, node: yaml.Node, tp: Any, key: str) -> Any:
@@ -617,9 +918,12 @@ class _Walker:
         if origin is tuple:
             if not isinstance(node, yaml.SequenceNode):
                 raise self.error(node, key, f"expected a list, got {_kind(node)}")
-            return tuple(
-                self.convert(item, args[0], f"{key}[{i}]") for i, item in enumerate(node.value)
-            )
+            before, out = self.found(), []
+            for i, item in enumerate(node.value):
+                with self.recording():
+                    out.append(self.convert(item, args[0], f"{key}[{i}]"))
+            self.settle(before)
+            return tuple(out)
         if origin is Literal:
             value = self.scalar(node, key)
             if value not in args:
@@ -675,29 +979,37 @@ class _Walker:
     def rule_settings(self, node: yaml.Node, key: str) -> Mapping[str, RuleSetting]:
         """``checks:``, validated here against the rule registry: a misspelt rule or option,
         or an option of the wrong type, is refused at load with its line."""
+        before = self.found()
         out: dict[str, RuleSetting] = {}
         for name, (knode, vnode) in self.mapping(node, key).items():
-            sub = _join(key, name)
-            line = knode.start_mark.line + 1
-            validate_rule_setting(name, {}, file=self.path, line=line)  # the rule exists
-            if isinstance(vnode, yaml.MappingNode):
-                opts, lines = {}, {}
-                for k, (kn, v) in self.mapping(vnode, sub).items():
-                    if k != "severity":  # its value is checked by _severity below
-                        lines[k] = kn.start_mark.line + 1
-                        validate_rule_setting(name, {k: _ANY}, file=self.path, line=lines[k])
-                    opts[k] = self.scalar_or_list(v, _join(sub, k))
-                    if name == "smoke-generate" and k in _SMOKE_FIELDS:  # smoke:'s limits hold
-                        self.limits(v, _join(sub, k), opts[k], _SMOKE_FIELDS[k].metadata)
-                severity = opts.pop("severity", None)
-                if severity is not None:
-                    severity = self._severity(vnode, sub, severity)
-                validate_rule_setting(name, opts, file=self.path, line=line, lines=lines)
-                out[name] = RuleSetting(severity, MappingProxyType(opts), line)
-            else:
-                value = self.scalar(vnode, sub)
-                out[name] = RuleSetting(self._severity(vnode, sub, value), line=line)
+            with self.recording():
+                out[name] = self.rule_setting(name, knode, vnode, _join(key, name))
+        self.settle(before)
         return MappingProxyType(out)
+
+    def rule_setting(self, name: str, knode: yaml.Node, vnode: yaml.Node, key: str) -> RuleSetting:
+        """One rule's entry: a severity, or ``{severity, options}``, each option checked."""
+        line = knode.start_mark.line + 1
+        validate_rule_setting(name, {}, file=self.path, line=line)  # the rule exists
+        if not isinstance(vnode, yaml.MappingNode):
+            return RuleSetting(self._severity(vnode, key, self.scalar(vnode, key)), line=line)
+        before = self.found()
+        opts: dict[str, Any] = {}
+        severity: SeverityName | None = None
+        for option, (kn, v) in self.mapping(vnode, key).items():
+            sub = _join(key, option)
+            with self.recording():
+                if option == "severity":
+                    severity = self._severity(vnode, key, self.scalar_or_list(v, sub))
+                    continue
+                where = {"file": self.path, "line": kn.start_mark.line + 1}
+                validate_rule_setting(name, {option: _ANY}, **where)  # the option exists
+                opts[option] = self.scalar_or_list(v, sub)
+                if name == "smoke-generate" and option in _SMOKE_FIELDS:  # smoke:'s limits hold
+                    self.limits(v, sub, opts[option], _SMOKE_FIELDS[option].metadata)
+                validate_rule_setting(name, {option: opts[option]}, **where)
+        self.settle(before)
+        return RuleSetting(severity, MappingProxyType(opts), line)
 
     @_expands_aliases
     def scalar_or_list(self, node: yaml.Node, key: str) -> Any:
@@ -899,6 +1211,8 @@ def _schema_limits(prop: dict[str, Any], meta: Mapping[str, Any]) -> None:
     if ident is not None:
         target["pattern"] = ident.pattern.pattern
         target["maxLength"] = ident.max_length
+    if "choices" in meta:
+        target["enum"] = list(meta["choices"].values)
     for name, keyword in (("minimum",) * 2, ("maximum",) * 2, ("max_items", "maxItems")):
         if name in meta:
             target[keyword] = meta[name]

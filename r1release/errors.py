@@ -7,6 +7,7 @@ library callers get the exception with the same message.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 # Secrets r1release may find in its environment: Hub tokens, and the OIDC id token that
@@ -51,7 +52,12 @@ class UsageError(R1ReleaseError):
 
 
 class ConfigError(R1ReleaseError):
-    """``release.yaml`` is unreadable or invalid; names file, line and key."""
+    """``release.yaml`` is unreadable or invalid; names file, line and key.
+
+    One load reports every error it finds: the raised error is the first, and ``errors``
+    holds all of them (at most a bound; ``unreported`` counts the rest), one line each, for
+    the CLI to print. ``str()`` is the first error's line, plus how many more there are.
+    """
 
     exit_code = 2
 
@@ -67,9 +73,33 @@ class ConfigError(R1ReleaseError):
         self.file = str(file)
         self.line = line
         self.key = key
+        self.reason = message
+        self.errors: tuple[ConfigError, ...] = (self,)
+        self.unreported = 0
         where = self.file if line is None else f"{self.file}:{line}"
         prefix = f"{where}: {key}: " if key else f"{where}: "
         super().__init__(prefix + message, hint=hint)
+
+    @classmethod
+    def several(cls, errors: Sequence[ConfigError], unreported: int = 0) -> ConfigError:
+        """One error standing for ``errors`` (and ``unreported`` more found but not kept)."""
+        if len(errors) == 1 and not unreported:
+            return errors[0]
+        first = errors[0]
+        combined = cls(first.reason, file=first.file, line=first.line, key=first.key)
+        combined.hint = first.hint
+        combined.errors, combined.unreported = tuple(errors), unreported
+        combined.args = (str(combined),)
+        return combined
+
+    @property
+    def count(self) -> int:
+        return len(self.errors) + self.unreported
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        more = self.count - 1
+        return f"{text} (and {more} more error{'s' * (more > 1)})" if more > 0 else text
 
 
 class CheckpointError(R1ReleaseError):

@@ -282,6 +282,7 @@ class HubServer:
         self.multipart_threshold, self.chunk_size = multipart_threshold, chunk_size
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.log: list[LogEntry] = []
+        self.user_agents: list[tuple[str, str, str]] = []  # (method, path, User-Agent) each
         self.commit_counts: Counter[str] = Counter()  # commits made through the API, per repo id
         self._faults: list[Fault] = []
         self._slow: list[Fault] = []
@@ -334,6 +335,7 @@ class HubServer:
     def clear_log(self) -> None:
         with self._lock:
             self.log.clear()
+            self.user_agents.clear()
             self.commit_counts.clear()
 
     def fail(
@@ -593,7 +595,9 @@ class HubServer:
         url = {"url": f"{self.url}/{PREFIX[repo_type]}{repo_id}"}
         if (repo_type, repo_id) in self._repos:
             return _json(url | {"error": f"You already created this {repo_type} repo"}, 409)
-        self.add_repo(repo_id, repo_type=repo_type, private=body.get("visibility") == "private")
+        # huggingface_hub 2.x sends `visibility`, 1.x `private` (the Hub takes both)
+        private = body.get("visibility") == "private" or body.get("private") is True
+        self.add_repo(repo_id, repo_type=repo_type, private=private)
         return _json(url | {"name": repo_id, "id": repo_id})
 
     def _post_validate_yaml(self, req: Request) -> Reply:
@@ -1005,6 +1009,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             return
         body = self._read_body()
+        with self.hub._lock:  # the one header kept: it names the client, never a secret
+            self.hub.user_agents.append((self.command, path, self.headers.get("User-Agent", "")))
         auth, range_ = self.headers.get("Authorization"), self.headers.get("Range")
         result = self.hub._handle(self.command, self.path, auth, range_, body)
         if isinstance(result, Fault):

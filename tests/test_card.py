@@ -525,3 +525,26 @@ def test_benchmark_rows_stay_in_their_cells(checkpoint):
         "| a\\|b \\| x \\| y \\| | a\\|b \\| x \\| y \\| | m\\|n | 0.1235 | — | — "
         "| lm-evaluation-harness |"
     )
+
+
+def test_omitted_local_paths_and_other_license_in_the_card(checkpoint, tmp_path):
+    """`local_paths: omit` keeps a local dataset path out of the card's metadata and links;
+    `license: other` carries its name and link."""
+    from r1release.config import loads
+
+    config = loads(
+        "models:\n"
+        "- name: m\n  checkpoint: ckpt\n  repo_id: o/m\n  base_model: Qwen/Qwen2.5-0.5B\n"
+        "  dataset_name: data/train/chats.jsonl\n  local_paths: omit\n"
+        "  license: other\n  license_name: my-license\n  license_link: LICENSE.md\n",
+        tmp_path / "release.yaml",
+    )
+    card = render_card(checkpoint(), config.models[0])
+    meta = yaml.safe_load(card.split("---")[1])
+    assert "chats.jsonl" not in card and "datasets" not in meta
+    assert meta["base_model"] == "Qwen/Qwen2.5-0.5B"
+    assert (meta["license"], meta["license_name"], meta["license_link"]) == (
+        "other",
+        "my-license",
+        "LICENSE.md",
+    )

@@ -169,3 +169,106 @@ def test_the_checks_schema_is_generated_from_the_rules():
         "description": "report a missing chat template",
         "default": True,
     }
+
+
+# ------------------------------------------------------------- every error in one load
+
+SEVERAL = """\
+version: 1
+models:
+  - name: m
+    checkpoint: c
+    repo_id: org/m
+    license: apache2
+    private: sometimes
+    privat: true
+  - name: m
+    checkpoint: c
+    repo_id: not a repo
+    tags: open-r1
+checks:
+  eos-alignmnt: off
+  weights-format: {allow_pickles: true, allow_pickle: 'yes'}
+smoke:
+  max_new_tokens: 0
+push:
+  fix: 3
+"""
+SEVERAL_ERRORS = [
+    (6, "models[0].license", "'apache2' is not a Hub license id (did you mean 'apache-2.0'?)"),
+    (7, "models[0].private", "expected true/false, got a string 'sometimes'"),
+    (8, "models[0].privat", "unknown key (did you mean 'private'?)"),
+    (9, "models[1].name", "duplicate model name 'm' (first defined at line 3)"),
+    (11, "models[1].repo_id", "invalid value 'not a repo'"),
+    (12, "models[1].tags", "expected a list"),
+    (14, "checks.eos-alignmnt", "unknown rule (did you mean 'eos-alignment'?)"),
+    (15, "checks.weights-format.allow_pickles", "unknown option"),
+    (15, "checks.weights-format.allow_pickle", "expected bool, got 'yes'"),
+    (17, "smoke.max_new_tokens", "0 is not between 1 and 4096"),
+    (19, "push.fix", "expected true/false, got an integer 3"),
+]
+
+
+def test_every_error_is_reported_in_one_load(tmp_path):
+    path = tmp_path / "release.yaml"
+    with pytest.raises(ConfigError) as caught:
+        config_mod.loads(SEVERAL, path)
+    error = caught.value
+    assert [(e.line, e.key) for e in error.errors] == [(ln, k) for ln, k, _ in SEVERAL_ERRORS]
+    for e, (line, key, message) in zip(error.errors, SEVERAL_ERRORS, strict=True):
+        assert str(e).startswith(f"{path}:{line}: {key}: {message}"), str(e)
+        assert "\n" not in str(e)
+    # the raised error reads as the first, one line, saying how many more there are
+    assert (error.line, error.key, error.exit_code) == (6, "models[0].license", 2)
+    assert str(error).startswith(str(error.errors[0]))
+    assert str(error).endswith(" (and 10 more errors)") and "\n" not in str(error)
+
+
+def test_the_cli_prints_every_error_then_the_count(tmp_path, monkeypatch):
+    (tmp_path / "release.yaml").write_text(SEVERAL)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", "--model", "m"])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(SEVERAL_ERRORS) + 1, result.stderr
+    for text, (line, key, message) in zip(lines, SEVERAL_ERRORS, strict=False):
+        assert text.startswith(f"error: release.yaml:{line}: {key}: {message}"), text
+    assert lines[-1] == f"release.yaml: {len(SEVERAL_ERRORS)} errors"
+    assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+def test_the_number_of_errors_shown_is_bounded(tmp_path, monkeypatch):
+    text = MINIMAL.format(ckpt="c") + "".join(f"    bad{i}: 1\n" for i in range(60))
+    (tmp_path / "release.yaml").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["check", "--model", "m"])
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    shown = config_mod.MAX_REPORTED_ERRORS
+    assert len(lines) == shown + 2
+    assert all(line.startswith("error: release.yaml:") for line in lines[:shown])
+    assert lines[shown:] == [f"... and {60 - shown} more", "release.yaml: 60 errors"]
+
+
+def test_a_yaml_syntax_error_is_one_error(tmp_path):
+    text = MINIMAL.format(ckpt="c") + "    private: sometimes\nchecks:\n  x: [unclosed\n"
+    with pytest.raises(ConfigError) as caught:
+        config_mod.loads(text, tmp_path / "release.yaml")
+    assert caught.value.count == 1
+    assert "YAML syntax error" in str(caught.value)
+
+
+def test_an_error_inside_a_list_does_not_hide_the_next_items(tmp_path):
+    text = (
+        "version: 1\nmodels:\n"
+        "  - {name: a, checkpoint: c, repo_id: org/a, private: 1}\n"
+        "  - {name: b, checkpoint: c}\n"
+        "  - {name: c, checkpoint: c, repo_id: org/c, tags: [x, {y: 1}]}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        config_mod.loads(text, tmp_path / "release.yaml")
+    assert [(e.line, e.key) for e in caught.value.errors] == [
+        (3, "models[0].private"),
+        (4, "models[1].repo_id"),
+        (5, "models[2].tags[1]"),
+    ]
