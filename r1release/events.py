@@ -25,7 +25,9 @@ from r1release.errors import UsageError
 
 # ASCII digits only (``\d`` would take Arabic-Indic or fullwidth ones), matched in full (``$``
 # alone would let a trailing newline through). The version becomes a Hub tag and a git tag.
-_VERSION_RE = re.compile(r"v?[0-9]+(\.[0-9]+)*([.+-][0-9A-Za-z.+-]+)?")
+# A version starts with ``v``: the Hub tag is the version, and the tags that release a model
+# are ``v*`` (``NAME@v*``), so push --version and release --tag take the same strings.
+_VERSION_RE = re.compile(r"v[0-9]+(\.[0-9]+)*([.+-][0-9A-Za-z.+-]+)?")
 MAX_VERSION = 128  # longer strings are no version (and would make the regex backtrack)
 MAX_EVENT_BYTES = 64 * 1024 * 1024
 
@@ -46,6 +48,8 @@ def tag_pattern(model: ModelConfig, config: Config) -> str:
 
 def from_tag(config: Config, tag: str) -> Resolved:
     tag = tag.removeprefix("refs/tags/")
+    if _lacks_v(tag.rpartition("@")[2]):
+        check_version(tag.rpartition("@")[2])  # 1.3.0: refused as push --version 1.3.0 is
     matches = [m for m in config.models if fnmatch.fnmatchcase(tag, tag_pattern(m, config))]
     if not matches:
         patterns = ", ".join(f"{m.name}: {tag_pattern(m, config)}" for m in config.models)
@@ -68,8 +72,14 @@ def check_version(version: str) -> str:
         or not _VERSION_RE.fullmatch(version)
         or ref_problem(version) is not None
     ):
-        raise UsageError(f"version {shown(version)} is not a version like v1.2.0")
+        hint = f"a version starts with v: v{version}" if _lacks_v(version) else None
+        raise UsageError(f"version {shown(version)} is not a version like v1.2.0", hint=hint)
     return version
+
+
+def _lacks_v(version: str) -> bool:
+    """``1.3.0``: a version but for its leading ``v``."""
+    return len(version) < MAX_VERSION and _VERSION_RE.fullmatch(f"v{version}") is not None
 
 
 def from_flags(config: Config, model: str | None, version: str | None) -> Resolved:

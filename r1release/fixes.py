@@ -42,15 +42,19 @@ class FileChange:
     rules: tuple[str, ...]
 
     def diff(self) -> str:
+        """A unified diff that ``patch`` and ``git apply`` take: a last line without a newline
+        is marked as diff marks it (difflib does not, and the next line would join it)."""
         old = (self.old_text or "").splitlines(keepends=True)
         new = self.new_text.splitlines(keepends=True)
+        lines = difflib.unified_diff(
+            old,
+            new,
+            f"a/{self.path}" if self.old_text is not None else "/dev/null",
+            f"b/{self.path}",
+        )
         return "".join(
-            difflib.unified_diff(
-                old,
-                new,
-                f"a/{self.path}" if self.old_text is not None else "/dev/null",
-                f"b/{self.path}",
-            )
+            line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+            for line in lines
         )
 
 

@@ -23,7 +23,7 @@ from hubserver import client_env
 pytestmark = pytest.mark.e2e
 
 RELIABILITY_AREA = "Hub faults"
-ARGS = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+ARGS = ("push", "--publish", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
 RELEASE = ("release", "--publish", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
 
 

@@ -328,8 +328,9 @@ def test_tag_pattern_rules_are_gits(value, tmp_path):
 
 # ------------------------------------------------------------------ versions (events.py)
 
-GOOD_VERSIONS = ["v1.2.0", "1.0", "v1.2.0-rc.1", "v1.0.0+build.5", "v2", "v1.0-"]
+GOOD_VERSIONS = ["v1.2.0", "v1.2.0-rc.1", "v1.0.0+build.5", "v2", "v1.0-"]
 BAD_VERSIONS = [
+    "1.0",  # a version starts with v, as release --tag takes it
     "v1.0.0\n",
     "v1.0.0\n::error title=X::",
     "v1 .0",

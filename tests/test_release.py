@@ -62,7 +62,8 @@ result = snapshot_download(params["repo"], revision="v1.0.0", local_dir=params["
         dir=str(tmp_path / "download"),
     )
     local = Path(downloaded)
-    got = {k: v for k, v in digests(local).items() if not k.startswith(".")}
+    hub_only = (".cache/", ".gitattributes")  # the download's cache, the Hub's LFS rules
+    got = {k: v for k, v in digests(local).items() if not k.startswith(hub_only)}
     want = {path: f.sha256 for path, f in staged.files.items()}
     assert got == want  # byte-identical to the staged set; leftovers not uploaded
     assert "optimizer.pt" not in got
@@ -90,7 +91,9 @@ def test_model_loads_from_the_download(hub, tmp_path, _built):
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
         (ckpt / name).write_bytes((_built["qwen2.5-base-after-chatml-sft"] / name).read_bytes())
     write_release_yaml(tmp_path, ckpt)
-    result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v0.1.0")
+    result = r1release(
+        hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v0.1.0", "--publish"
+    )
     assert result.returncode == 0, result.stderr
     local = Path(
         run_client(
@@ -182,7 +185,7 @@ def test_offline_mode_is_not_retried():
 
 def test_rerun_is_a_noop_and_different_content_is_refused(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken)
-    args = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    args = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0", "--publish")
     assert r1release(hub, tmp_path, *args).returncode == 0
     again = r1release(hub, tmp_path, *args)
     assert again.returncode == 0, again.stderr
@@ -210,7 +213,7 @@ def test_rerun_is_a_noop_and_different_content_is_refused(hub, broken, tmp_path)
 
 def test_failed_push_leaves_no_tag_and_rerun_completes(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken)
-    args = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    args = ("push", "--model", "OpenR1-Tiny", "--version", "v1.0.0", "--publish")
     commit_fault = hub.fail("POST", r"/commit/", status=500, times=100)
     failed = r1release(hub, tmp_path, *args)
     assert failed.returncode == 1
@@ -236,7 +239,9 @@ def test_failed_push_leaves_no_tag_and_rerun_completes(hub, broken, tmp_path):
 def test_lost_commit_reply_is_recognised(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken)
     hub.fail("POST", r"/commit/", status=500, after=True)  # the commit lands, the reply is lost
-    result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    result = r1release(
+        hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0", "--publish"
+    )
     assert result.returncode == 0, result.stderr
     assert "not committing again" in result.stderr
     assert hub.commit_counts[REPO_ID] == 1
@@ -246,7 +251,9 @@ def test_lost_commit_reply_is_recognised(hub, broken, tmp_path):
 def test_error_findings_stop_before_any_request(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken)
     (broken / "model-00002-of-00002.safetensors").unlink()
-    result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    result = r1release(
+        hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0", "--publish"
+    )
     assert result.returncode == 1
     assert "stop the release" in result.stderr and "shard-index" in result.stderr
     # Only the preflight's reads (token, repository) came before the checks: no write.
@@ -255,7 +262,9 @@ def test_error_findings_stop_before_any_request(hub, broken, tmp_path):
 
 def test_without_push_fix_the_eos_problem_stops_the_release(hub, broken, tmp_path):
     write_release_yaml(tmp_path, broken, push="{fix: false}")
-    result = r1release(hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0")
+    result = r1release(
+        hub, tmp_path, "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0", "--publish"
+    )
     assert result.returncode == 1 and "eos-alignment" in result.stderr
     assert hub.writes() == [] and {e.kind for e in hub.log} <= {"whoami", "repo-info"}
 
@@ -275,7 +284,15 @@ def test_token_never_printed(hub, broken, tmp_path):
     runs = [
         r1release(hub, tmp_path, "release", "--model", "OpenR1-Tiny", "--version", "v1.0.0"),
         r1release(
-            hub, tmp_path, "--debug", "push", "--model", "OpenR1-Tiny", "--version", "v1.0.0"
+            hub,
+            tmp_path,
+            "--debug",
+            "push",
+            "--model",
+            "OpenR1-Tiny",
+            "--version",
+            "v1.0.0",
+            "--publish",
         ),
     ]
     assert runs[1].returncode == 1

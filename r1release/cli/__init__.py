@@ -10,35 +10,62 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
-from r1release.cli._common import error_handler
+from r1release.cli._common import EXIT_FINDINGS, _h, error_handler
+from r1release.cli._conventions import (
+    closed_pipe,
+    debug_enabled,
+    global_options,
+    usage_error_line,
+)
 
 
 class _Group(click.Group):
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Click's main, but every error one line (see _conventions) and a closed pipe quiet:
+        stdout is flushed here, where a BrokenPipeError can still be caught."""
+        if len(args) < 2:  # "r1release", not "python -m r1release.cli", in usage and errors
+            kwargs.setdefault("prog_name", self.name)
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except SystemExit as exc:
+            code = exc.code
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `r1release`: the help
+            exc.show()
+            code = exc.exit_code
+        except click.ClickException as exc:
+            click.echo(_h(usage_error_line(exc)), err=True)
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("aborted", err=True)
+            code = EXIT_FINDINGS
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            code = closed_pipe()
+        sys.exit(code)
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:  # `r1release --help | head -1`: the group's own options print while parsed
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError:
+            sys.exit(closed_pipe())
+
     def invoke(self, ctx: click.Context) -> Any:
-        debug = bool(ctx.params.get("debug")) or os.environ.get("R1RELEASE_DEBUG") == "1"
-        with error_handler(debug):
+        with error_handler(debug_enabled):
             return super().invoke(ctx)
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("r1release", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="r1release", prog_name="r1release")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="release.yaml to use (default: ./release.yaml when present).",
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None, debug: bool) -> None:
+def main(ctx: click.Context) -> None:
     """Check, fix, document and publish LLM training checkpoints."""
-    ctx.obj = {"config_path": config_path, "debug": debug}
     for stream in (sys.stdout, sys.stderr):  # a file name that is not UTF-8 must not crash output
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
@@ -63,7 +90,9 @@ for _command in (
     schema.schema,
     rules.rules,
 ):
+    _command.params.extend(global_options())  # also after the subcommand: `check --debug`
     main.add_command(_command)
+main.params.extend(global_options())
 del _command
 
 __all__ = ["main"]

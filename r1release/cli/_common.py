@@ -36,16 +36,18 @@ class Target:
 
 
 @contextmanager
-def error_handler(debug: bool) -> Iterator[None]:
-    """Map errors to one line on stderr and an exit code; tracebacks only with --debug."""
+def error_handler(debug: Callable[[], bool]) -> Iterator[None]:
+    """Map errors to one line on stderr and an exit code; tracebacks only with --debug (asked
+    when an error comes: `check PATH --debug` is parsed after the handler is entered)."""
     from r1release.errors import R1ReleaseError, redact
 
     try:
         yield
     except R1ReleaseError as exc:
-        if debug:
+        if debug():
             click.echo(_traceback(), err=True)
-        click.echo(_h(f"error: {redact(_one_line(str(exc)))}"), err=True)
+        for line in _error_lines(exc):
+            click.echo(_h(line), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -54,8 +56,12 @@ def error_handler(debug: bool) -> Iterator[None]:
         raise
     except (click.ClickException, click.Abort):
         raise
+    except BrokenPipeError:  # `r1release rules | head -1`: the reader has what it wanted
+        from r1release.cli._conventions import closed_pipe
+
+        sys.exit(closed_pipe())
     except Exception as exc:
-        if debug:
+        if debug():
             click.echo(_traceback(), err=True)
         click.echo(
             _h(
@@ -65,6 +71,18 @@ def error_handler(debug: bool) -> Iterator[None]:
             err=True,
         )
         sys.exit(EXIT_INTERNAL)
+
+
+def _error_lines(exc: Exception) -> list[str]:
+    """One line per error: a release.yaml with several says each, then how many."""
+    from r1release.errors import ConfigError, redact
+
+    if not isinstance(exc, ConfigError) or exc.count == 1:
+        return [f"error: {redact(_one_line(str(exc)))}"]
+    lines = [f"error: {redact(_one_line(str(e)))}" for e in exc.errors]
+    if exc.unreported:
+        lines.append(f"... and {exc.unreported} more")
+    return [*lines, f"{exc.file}: {exc.count} errors"]
 
 
 def _one_line(text: str) -> str:
@@ -85,6 +103,17 @@ def _h(text: str) -> str:
     return log_line(text)
 
 
+def _load_config(path: Path) -> Config:
+    """``release.yaml``, with what loading let pass but a user should know (a local path left
+    out of the card) said on stderr."""
+    from r1release import config as config_mod
+
+    config = config_mod.load(path)
+    for warning in config.warnings:
+        click.echo(_h(f"warning: {warning}"), err=True)
+    return config
+
+
 def _target(ctx: click.Context, path: Path | None, model: str | None) -> Target:
     from r1release import config as config_mod
     from r1release.errors import UsageError
@@ -96,7 +125,7 @@ def _target(ctx: click.Context, path: Path | None, model: str | None) -> Target:
     needs_config = model is not None or path is None
     config = None
     if explicit is not None or config_path.exists():
-        config = config_mod.load(config_path)
+        config = _load_config(config_path)
     elif needs_config:
         raise UsageError(
             f"{config_path}: not found; pass a checkpoint PATH, or --config PATH",

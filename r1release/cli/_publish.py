@@ -22,13 +22,20 @@ from r1release.cli._common import (
     _template_name,
     _write_file,
 )
+from r1release.cli._conventions import QUIET, verbosity
 from r1release.cli.render import Format, ReleaseOutcome, format_option, get_format
 
 if TYPE_CHECKING:
     from r1release.config import Config, ModelConfig
 
 _version_opt = click.option("--version", "version", help="Release version, e.g. v1.2.0.")
-_dry_run_opt = click.option("--dry-run", is_flag=True, help="Print the plan; send no write.")
+_dry_run_opt = click.option(
+    "--dry-run/--publish",
+    "dry_run",
+    default=None,
+    help="Print the plan only / publish. Default: a workflow_dispatch's dry_run input, else "
+    "publish in CI (CI or GITHUB_ACTIONS is true) and a dry run elsewhere.",
+)
 _force_opt = click.option(
     "--force", is_flag=True, help="Move the version's tag when it points at different content."
 )
@@ -92,6 +99,21 @@ def _release_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _dry_run(flag: bool | None) -> bool:
+    """The one publish rule of ``push`` and ``release``: --dry-run or --publish when given;
+    in CI, what a workflow_dispatch's ``dry_run`` input asks (a person who ticked "dry run"
+    gets one), else publish; elsewhere a dry run, so that trying a command sends nothing."""
+    from r1release import events
+
+    if flag is not None:
+        return flag
+    in_ci = os.environ.get("CI") == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
+    if not in_ci:
+        return True
+    asked = events.dispatch_dry_run()
+    return asked if asked is not None else False
+
+
 def _trusted_publishing() -> None:
     """With ``HF_OIDC_RESOURCE`` set, exchange the job's OIDC id token for a short-lived Hub
     token now, before any request is made: in GitHub Actions it is masked (``::add-mask::``)
@@ -100,8 +122,9 @@ def _trusted_publishing() -> None:
     if not resource:
         return
     from r1release.errors import redact, remember_secret
-    from r1release.hub import PublishError, stored_token
+    from r1release.hub import PublishError, require_trusted_publishing, stored_token
 
+    require_trusted_publishing()  # its own error: an old huggingface_hub cannot exchange it
     try:
         token = stored_token()  # huggingface_hub exchanges it (and caches it for this process)
     except Exception as exc:
@@ -186,7 +209,7 @@ def _release(
     github = ci.in_github_actions()
     output = get_format(options.fmt)
     approved = _read_manifest(options.expect_manifest) if options.expect_manifest else None
-    say = lambda msg: click.echo(_h(msg), err=True)  # noqa: E731
+    say = _say()
     api = access = None
     if hub_offline():  # before the checks and the deep scan: fail fast
         if not dry_run:
@@ -212,7 +235,7 @@ def _release(
     _rules_that_cannot_run(config, in_ci=github or os.environ.get("CI") == "true", say=say)
     release_info = ReleaseInfo.from_environment(version)
     view = Checkpoint(model.checkpoint)  # the release's one view: checks, fixes, card, scan
-    with _deep_progress(view, enabled=True) as progress, _blocked_report(output):
+    with _deep_progress(view, enabled=verbosity() > QUIET) as progress, _blocked_report(output):
         stage = build_stage(
             model,
             version,
@@ -243,6 +266,7 @@ def _release(
         log=say,
         access=access,
         allow_public=options.allow_public,
+        keep=config.push.keep,
     )
     output.release(ReleaseOutcome(stage, result, manifest, release_info))
     ci.write_outputs(
@@ -255,6 +279,13 @@ def _release(
             "manifest_sha256": stage.manifest_sha256(),
         }
     )
+
+
+def _say() -> Callable[[str], None]:
+    """How a release reports its progress and warnings on stderr: not at all with -q."""
+    if verbosity() == QUIET:
+        return lambda msg: None
+    return lambda msg: click.echo(_h(msg), err=True)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from r1release.cli._common import _h, _model_opt, _path_arg, _target, _template_name, _write_file
+from r1release.cli._conventions import QUIET, verbosity
 
 
 @click.command()
@@ -27,7 +28,10 @@ def card(
     version: str | None,
     output: Path | None,
 ) -> None:
-    """Render the model card (README.md) for a model of release.yaml."""
+    """Render the model card (README.md) for a model of release.yaml.
+
+    The card goes to stdout, or with -o to FILE (and "wrote FILE" to stderr, not with -q).
+    """
     from r1release.card import ReleaseInfo, render_card
     from r1release.checkpoint import Checkpoint
     from r1release.errors import UsageError
@@ -51,4 +55,5 @@ def card(
         click.echo(text, nl=False)
     else:
         _write_file(output, text)
-        click.echo(_h(f"wrote {output}"), err=True)
+        if verbosity() > QUIET:
+            click.echo(_h(f"wrote {output}"), err=True)

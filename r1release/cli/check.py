@@ -18,6 +18,7 @@ from r1release.cli._common import (
     _target,
     _template_name,
 )
+from r1release.cli._conventions import QUIET, verbosity
 from r1release.cli.render import format_option, get_format
 
 
@@ -54,7 +55,8 @@ def check(
     """Check a checkpoint directory (PATH, or a model of release.yaml).
 
     Exit status: 0 clean, 1 error findings (with --strict: warnings too), 2 usage or
-    configuration error.
+    configuration error. -q prints only the error findings (and no deep-scan progress); -v
+    also lists every rule skipped and why.
     """
     from r1release.checker import check as run_check
     from r1release.checkpoint import Checkpoint
@@ -74,7 +76,7 @@ def check(
             template,
             template_name=_template_name(target.config),
         )
-    with _deep_progress(view, enabled=deep) as progress:
+    with _deep_progress(view, enabled=deep and verbosity() > QUIET) as progress:
         report = run_check(
             view,
             settings=target.settings,

@@ -27,7 +27,8 @@ def fix(
     """Fix what can be fixed: EOS/stop tokens and use_cache, atomically.
 
     Every other key and the key order are kept. Exit status: 0 when nothing fixable is
-    left, 1 when a fixable finding could not be fixed.
+    left, 1 when a fixable finding could not be fixed. -q prints only the diff (with
+    --dry-run) and what cannot be fixed; -v also each finding fixed.
     """
     from r1release.checkpoint import Checkpoint
     from r1release.fixes import apply_fixes, plan_fixes

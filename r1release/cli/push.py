@@ -8,6 +8,7 @@ import click
 
 from r1release.cli._common import _model_opt, _path_arg, _target
 from r1release.cli._publish import (
+    _dry_run,
     _dry_run_opt,
     _force_opt,
     _release,
@@ -29,11 +30,17 @@ def push(
     path: Path | None,
     model: str | None,
     version: str,
-    dry_run: bool,
+    dry_run: bool | None,
     force: bool,
     options: _ReleaseOptions,
 ) -> None:
-    """Check, stage and push a model of release.yaml as one commit tagged VERSION."""
+    """Check, stage and push a model of release.yaml as one commit tagged VERSION.
+
+    VERSION starts with v (v1.2.0), as release --tag takes it. Publishes in CI (unless a
+    workflow_dispatch asked for a dry run), a dry run elsewhere: pass --publish or
+    --dry-run to choose. -q prints only errors and the outcome line; -v also each staged
+    file's sha256.
+    """
     from r1release.errors import UsageError
     from r1release.events import check_version
 
@@ -47,7 +54,7 @@ def push(
         target.config,
         target.model,
         check_version(version),
-        dry_run=dry_run,
+        dry_run=_dry_run(dry_run),
         force=force,
         options=options,
     )

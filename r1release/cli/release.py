@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import click
 
-from r1release.cli._common import _model_opt
+from r1release.cli._common import _load_config, _model_opt
 from r1release.cli._publish import (
+    _dry_run,
+    _dry_run_opt,
     _force_opt,
     _release,
     _release_options,
@@ -20,13 +22,7 @@ from r1release.cli._publish import (
 @click.option("--tag", help="Git tag to release (v1.2.0, or NAME@v1.2.0).")
 @_model_opt
 @_version_opt
-@click.option(
-    "--dry-run/--publish",
-    "dry_run",
-    default=None,
-    help="Print the plan only / publish. Default: the event's dry_run input, else publish in "
-    "CI and a dry run elsewhere.",
-)
+@_dry_run_opt
 @_force_opt
 @_release_options
 @click.pass_context
@@ -44,12 +40,13 @@ def release(
     In GitHub Actions the event decides (a pushed tag, or workflow_dispatch inputs model,
     version and dry_run). A workflow_dispatch `dry_run: true` is honoured even when --model
     or --version are given; only --publish overrides it. Outside CI, release is a dry run
-    unless --publish is given.
+    unless --publish is given (push follows the same rule). -q prints only errors and the
+    outcome line; -v also each staged file's sha256.
     """
     from r1release import config as config_mod
     from r1release import events
 
-    config = config_mod.load(ctx.obj["config_path"] or config_mod.DEFAULT_CONFIG)
+    config = _load_config(ctx.obj["config_path"] or Path(config_mod.DEFAULT_CONFIG))
     if tag:
         resolved = events.from_tag(config, tag)
     elif version or model:
@@ -61,15 +58,11 @@ def release(
 
             raise UsageError("nothing to release: pass --tag TAG, or --model NAME --version V")
         resolved = found
-    in_ci = os.environ.get("CI") == "true" or os.environ.get("GITHUB_ACTIONS") == "true"
-    if dry_run is None:
-        asked = events.dispatch_dry_run() if in_ci else None  # the dispatch's own choice
-        dry_run = asked if asked is not None else not in_ci
     _release(
         config,
         resolved.model,
         resolved.version,
-        dry_run=dry_run,
+        dry_run=_dry_run(dry_run),
         force=force,
         options=options,
     )

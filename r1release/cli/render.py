@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import click
 
 from r1release.cli._common import _append_summary, _h, _stdout_to_stderr
+from r1release.cli._conventions import QUIET, VERBOSE, verbosity
 
 if TYPE_CHECKING:
     from r1release.findings import Finding, Report
@@ -118,6 +119,9 @@ class Json(Format):
 
     def fix(self, outcome: FixOutcome) -> None:
         click.echo(json.dumps(fix_dict(outcome), indent=2))
+        if verbosity() == QUIET:  # the diff is in the document; stderr: the errors only
+            print_unfixable(outcome.plan)
+            return
         with _stdout_to_stderr():
             print_fix(outcome)
 
@@ -129,8 +133,9 @@ class Json(Format):
             "manifest": outcome.manifest,
         }
         click.echo(json.dumps(doc, indent=2))
-        with _stdout_to_stderr():
-            print_plan(outcome.stage, outcome.result)
+        if verbosity() > QUIET:  # -q: the outcome is in the document
+            with _stdout_to_stderr():
+                print_plan(outcome.stage, outcome.result)
         self.release_annotations(outcome)
 
 
@@ -178,8 +183,14 @@ def _annotate(findings: tuple[Finding, ...], checkpoint: str) -> None:
 
 
 def print_report(report: Report) -> None:
+    """The report; with -q only the error findings, one line each; with -v also every rule
+    skipped and why (off in release.yaml, deep only, opt-in)."""
     from r1release.findings import Severity
 
+    if verbosity() == QUIET:
+        for f in report.errors:
+            click.echo(_h(f"{f.rule} ({f.rule_id}): {f.file + ': ' if f.file else ''}{f.message}"))
+        return
     click.echo(_h(f"checkpoint: {report.checkpoint}"))
     for severity in (Severity.ERROR, Severity.WARNING):
         group = [f for f in report.findings if f.severity is severity]
@@ -197,6 +208,8 @@ def print_report(report: Report) -> None:
             if f.hint:
                 click.echo(_h(f"      hint: {f.hint}"))
     cannot = [s for s in report.rules_skipped if s.missing_requirement]
+    if verbosity() == VERBOSE:
+        _print_skipped(report)
     if cannot:
         click.secho(f"\nskipped: cannot run here ({len(cannot)})", fg="yellow", bold=True)
         for s in cannot:
@@ -213,12 +226,26 @@ def print_report(report: Report) -> None:
     click.echo(_h(f"{summary} ({ran})"))
 
 
+def _print_skipped(report: Report) -> None:
+    """-v: every rule that did not run, and why."""
+    skipped = [s for s in report.rules_skipped if not s.missing_requirement]
+    if skipped:
+        click.secho(f"\nskipped ({len(skipped)})", bold=True)
+        for s in skipped:
+            click.echo(_h(f"  {s.rule} ({s.rule_id}, {s.severity.value})  {s.reason}"))
+
+
 # ------------------------------------------------------------------------------- fix
 
 
 def print_fix(outcome: FixOutcome) -> None:
+    """The files fixed (with --dry-run: the diff, on stdout: data) and what cannot be fixed;
+    with -q only the diff and the errors; with -v also each finding fixed."""
     plan = outcome.plan
-    if plan.empty:
+    if verbosity() == QUIET:
+        if outcome.dry_run and not plan.empty:
+            click.echo(plan.diff(), nl=False)
+    elif plan.empty:
         click.echo("nothing to fix")
     elif outcome.dry_run:
         click.echo(plan.diff(), nl=False)
@@ -229,6 +256,15 @@ def print_fix(outcome: FixOutcome) -> None:
         for change in plan.changes:
             verb = "created" if change.old_text is None else "fixed"
             click.echo(_h(f"{verb} {change.path} ({', '.join(change.rules)})"))
+    if verbosity() == VERBOSE:
+        done = "would fix" if outcome.dry_run else "fixed"
+        for f in plan.fixed:
+            click.echo(_h(f"  {done}: {f.rule}: {f.file or ''}: {f.message}"), err=True)
+    print_unfixable(plan)
+
+
+def print_unfixable(plan: FixPlan) -> None:
+    """The fixable findings the fixes could not remove: errors, shown at every verbosity."""
     for finding in plan.remaining:
         click.echo(
             _h(f"cannot fix: {finding.rule}: {finding.file or ''}: {finding.message}"), err=True
@@ -302,7 +338,12 @@ def plan_dict(stage: Any, result: Any) -> dict[str, Any]:
 
 
 def print_plan(stage: Any, result: Any) -> None:
+    """The plan: the repository, each file, the tag, the commit, then the outcome; with -q only
+    the outcome line; with -v also each staged file's sha256 (the manifest)."""
     plan = result.plan
+    if verbosity() == QUIET:
+        _print_outcome(plan, result)
+        return
     repo = "new repository" if not plan.repo_exists else f"revision {plan.revision}"
     if plan.anonymous and not plan.repo_exists:
         repo = "not found without a token: a private repository is invisible, it may exist"
@@ -331,11 +372,20 @@ def print_plan(stage: Any, result: Any) -> None:
         if plan.needs_commit
         else "commit: none needed (the Hub already holds these files)"
     )
+    if verbosity() == VERBOSE:
+        for entry in stage.manifest()["files"]:
+            click.echo(_h(f"  sha256 {entry['sha256']}  {entry['path']}"))
     if result.dry_run:
         click.echo("\n--- README.md (model card) ---")
         for line in stage.card.splitlines():  # shown in the log: no line may act as a command
             click.echo(_h(line))
-        click.echo("---\ndry run: nothing was sent (use --publish, or run in CI, to release)")
+        click.echo("---")
+    _print_outcome(plan, result)
+
+
+def _print_outcome(plan: Any, result: Any) -> None:
+    if result.dry_run:
+        click.echo("dry run: nothing was sent (use --publish, or run in CI, to release)")
     elif plan.noop:
         click.echo(_h(f"already released: {result.commit_url}"))
     else:

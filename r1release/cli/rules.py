@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
 
@@ -44,9 +45,14 @@ def rules(fmt: str) -> None:
                 "deep" if r.deep else "",
                 "opt-in: --smoke" if r.opt_in else "",
             )
-            if x
+            if x and not _says(r.description, x)
         )
         click.echo(
             f"{r.id}  {r.name:<24} {r.severity.value:<8} {r.description}"
             + (f" ({flags})" if flags else "")
         )
+
+
+def _says(description: str, flag: str) -> bool:
+    """Whether a description already names the flag ("... (deep, needs torch)"): not twice."""
+    return re.search(rf"[(,]\s*{re.escape(flag)}\s*[,)]", description) is not None
