@@ -499,7 +499,10 @@ def _generation_text(settings: Mapping[str, float | int]) -> str:
         ("num_samples", "{} samples per prompt"),
     ):
         if _is_number(settings.get(key)):
-            parts.append(text.format(_fmt(settings[key])))
+            value = _fmt(settings[key])
+            if key == "num_samples" and value == "1":
+                text = "1 sample per prompt"
+            parts.append(text.format(value))
     return ", ".join(parts) or "—"
 
 

@@ -205,7 +205,7 @@ def build_stage(
         )
     report = check(
         checkpoint,
-        settings=settings,
+        settings=_without_omitted(settings, model),
         config_path=config_path,
         deep=True,
         card=card,
@@ -263,6 +263,29 @@ def _brought_up_to_date(
         fresh.cached_files, fresh.cached_bytes = again.cached_files, again.cached_bytes
         fresh.digests.sort(key=lambda d: d.path)
     return fresh
+
+
+# release.yaml keys that ``local_paths: omit`` may leave out, by the card metadata they fill.
+_OMITTABLE = {"base_model": "base_model", "dataset_name": "datasets"}
+
+
+def _without_omitted(
+    settings: Mapping[str, RuleSetting] | None, model: ModelConfig
+) -> Mapping[str, RuleSetting] | None:
+    """``settings`` with card-metadata no longer requiring what release.yaml deliberately left
+    out of the card (a local path under ``local_paths: omit``, already warned about)."""
+    omitted = {_OMITTABLE[key] for key in model.omitted if key in _OMITTABLE}
+    if not omitted:
+        return settings
+    from r1release.rules import card_metadata
+
+    current = dict(settings or {})
+    base = current.get(card_metadata.RULE.name, RuleSetting())
+    default = next(o.default for o in card_metadata.RULE.options if o.name == "required")
+    required = base.options.get("required", default)
+    options = dict(base.options) | {"required": [k for k in required if k not in omitted]}
+    current[card_metadata.RULE.name] = RuleSetting(base.severity, options, base.line)
+    return current
 
 
 def _current(path: Path) -> FileStat | None:

@@ -187,6 +187,23 @@ def test_card_command(checkpoint, tmp_path, monkeypatch):
     assert elsewhere.exit_code == 2 and "no model of release.yaml" in elsewhere.stderr
 
 
+def test_card_command_shows_the_benchmarks_release_yaml_names(checkpoint, tmp_path, monkeypatch):
+    """`r1release card` renders what a release stages: the `evals:` results included."""
+    import shutil
+
+    path = checkpoint()
+    data = Path(__file__).parent / "data" / "evals" / "lighteval"
+    shutil.copytree(data, tmp_path / "evals")
+    (tmp_path / "release.yaml").write_text(
+        f"version: 1\nmodels:\n  - name: tiny\n    checkpoint: {path}\n    repo_id: org/tiny\n"
+        "    evals: [evals/results_*.json]\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    out = CliRunner().invoke(main, ["card"])
+    assert out.exit_code == 0, out.output
+    assert "AIME 2024" in out.stdout and "MATH-500" in out.stdout
+
+
 @pytest.mark.parametrize("template", ["{{ nope }}", "{% if %}"])
 def test_bad_template_is_a_clear_error(checkpoint, template):
     from r1release.errors import R1ReleaseError
@@ -548,3 +565,17 @@ def test_omitted_local_paths_and_other_license_in_the_card(checkpoint, tmp_path)
         "my-license",
         "LICENSE.md",
     )
+
+
+@pytest.mark.parametrize(
+    ("settings", "text"),
+    [
+        ({"num_samples": 1}, "1 sample per prompt"),
+        ({"num_samples": 4, "temperature": 0.6}, "temperature 0.6, 4 samples per prompt"),
+        ({}, "—"),
+    ],
+)
+def test_generation_settings_read_as_english(settings, text):
+    from r1release.card import _generation_text
+
+    assert _generation_text(settings) == text

@@ -361,3 +361,27 @@ def test_a_release_names_r1release_in_every_api_request(hub, checkpoint, tmp_pat
     assert len(api) > 5
     unnamed = [(m, p, a) for m, p, a in api if not a.startswith(f"r1release/{__version__};")]
     assert unnamed == []
+
+
+@pytest.mark.slow  # a release's deep checks build the architecture with torch
+def test_a_release_stages_without_what_local_paths_omit_left_out(checkpoint, tmp_path):
+    """`local_paths: omit` warns once at load; card-metadata then no longer requires the
+    field it left out, so the release is not blocked on `datasets`."""
+    from r1release.stage import build_stage
+
+    text = release_yaml(
+        "base_model: Qwen/Qwen2.5-0.5B",
+        "dataset_name: data/chats.jsonl",
+        "license: apache-2.0",
+        "local_paths: omit",
+        ckpt=str(checkpoint()),
+    )
+    config = load(text, tmp_path)
+    stage = build_stage(
+        config.models[0],
+        "v1.0.0",
+        settings=config.rule_settings(),
+        config_path=config.path,
+    )
+    assert "chats.jsonl" not in stage.card
+    assert not [f for f in stage.report.findings if f.rule == "card-metadata"]

@@ -35,6 +35,7 @@ def card(
     from r1release.card import ReleaseInfo, render_card
     from r1release.checkpoint import Checkpoint
     from r1release.errors import UsageError
+    from r1release.evals import load_evals
 
     target = _target(ctx, path, model)
     if target.model is None:
@@ -44,12 +45,14 @@ def card(
             hint="add the model to release.yaml and pass --model NAME",
         )
     template = target.config.card_template() if target.config else None
+    evals = load_evals(target.model.evals, target.config_path.parent, target.checkpoint)
     text = render_card(
         Checkpoint(target.checkpoint),
         target.model,
         ReleaseInfo.from_environment(version),
         template,
         template_name=_template_name(target.config),
+        evals=evals,
     )
     if output is None:
         click.echo(text, nl=False)
