@@ -100,6 +100,7 @@ def finalize(
     tokenizer = tokenizer if tokenizer is not None else getattr(trainer, "processing_class", None)
     main = trainer.is_world_process_zero()
     _finalize_timeout()  # a bad R1RELEASE_FINALIZE_TIMEOUT stops every rank before any work
+    _check_card_arguments(license=license, dataset_name=dataset_name, base_model=base_model)
 
     # 1. Align EOS in memory on every rank, so the saved generation config stops.
     _align_generation_eos(trainer.model, tokenizer)
@@ -188,6 +189,27 @@ def _align_generation_eos(model: Any, tokenizer: Any) -> None:
     stops = as_ids(generation.eos_token_id)
     if eos not in stops:
         generation.eos_token_id = with_first(stops, int(eos)) if stops else int(eos)
+
+
+def _check_card_arguments(**values: str | None) -> None:
+    """The card's license and Hub ids, checked as release.yaml checks them: on every rank,
+    before any work, so a typo (``license="apache2"``, a local ``dataset_name``) stops the
+    script before the save rather than leaving a card a release refuses."""
+    from r1release.config import HUB_ID, LICENSE, local_path_reason
+
+    for key, value in values.items():
+        if value is None:
+            continue
+        if key == "license":
+            why, hint = LICENSE.why_invalid(value), LICENSE.hint
+        else:
+            why = local_path_reason(value, Path.cwd())
+            why = f"{value!r} is a local path ({why})" if why else HUB_ID.why_invalid(value)
+            hint = "pass the Hub id (`owner/name`) of the " + (
+                "dataset" if key == "dataset_name" else "base model"
+            )
+        if why:
+            raise FinalizeError(f"finalize({key}=...): {why}", hint=hint)
 
 
 def _model_config(

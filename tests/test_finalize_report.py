@@ -202,3 +202,25 @@ def test_an_existing_folder_named_like_a_hub_id_is_a_path(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "models" / "qwen").mkdir(parents=True)
     assert _is_hub_id("models/qwen") is False
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"license": "apache2"}, "finalize(license=...): 'apache2' is not a Hub license id"),
+        (
+            {"dataset_name": "examples/recipes/tiny/chats.jsonl"},
+            "finalize(dataset_name=...): 'examples/recipes/tiny/chats.jsonl' is a local path",
+        ),
+        ({"base_model": "has space"}, "finalize(base_model=...): "),
+    ],
+)
+def test_card_arguments_are_checked_before_the_save(checkpoint, tmp_path, arguments, expected):
+    """As release.yaml's keys are: a typo stops every rank before any work, nothing saved."""
+    from r1release.training import FinalizeError, finalize
+
+    out = tmp_path / "out"
+    with pytest.raises(FinalizeError) as caught:
+        finalize(_Trainer(checkpoint(FAILING), str(out), push=False), **(RELEASE | arguments))
+    assert str(caught.value).startswith(expected) and "\n" not in str(caught.value)
+    assert not out.exists()
