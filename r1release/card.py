@@ -604,7 +604,7 @@ from transformers import pipeline
 
 generator = pipeline("text-generation", model="{{ model_ref }}"\
 {% if release.version %}, revision="{{ release.version }}"{% endif %})
-messages = [{"role": "user", "content": "What is 7 * 6?"}]
+messages = [{"role": "user", "content": {{ prompt }}}]
 output = generator(
     messages,
 {% for name, value in generation %}    {{ name }}={{ value }},
@@ -615,9 +615,9 @@ print(output[0]["generated_text"])
 {% if prompt_example %}
 The chat template formats that conversation as:
 
-```text
+{{ fence }}text
 {{ prompt_example }}
-```
+{{ fence }}
 {% endif %}
 ## Intended use
 
@@ -690,10 +690,13 @@ def render_card(
     *,
     template_name: str | None = None,
     evals: Sequence[EvalResult] = (),
+    prompt: str | None = None,
 ) -> str:
     """The complete README.md model card for ``model`` at ``checkpoint``.
 
-    ``model_ref`` is what the quick-start snippet loads (default: the Hub repo id).
+    ``model_ref`` is what the quick-start snippet loads (default: the Hub repo id);
+    ``prompt`` what it asks (default :data:`DEFAULT_PROMPT`; a release passes its first
+    ``smoke:`` prompt, :func:`smoke_prompt`).
     ``evals`` are the release's benchmark results, in the order the table shows them.
     ``template`` (default :data:`DEFAULT_TEMPLATE`) is untrusted code: it renders in a
     sandbox that holds plain data only (strings, numbers, lists, dicts; no Python object with
@@ -708,6 +711,7 @@ def render_card(
     state = _json_or_empty(ckpt, "trainer_state.json")
     trl_card = _text_or_empty(ckpt, "README.md")
     method = training_method(model, _log_history(state), trl_card)
+    example = _prompt_example(ckpt, prompt or DEFAULT_PROMPT)
     context = {
         "card_data": card_data(model, card_tags(model, method)),
         "model": _model_data(model),
@@ -717,7 +721,9 @@ def render_card(
         # Plain data, and only what is deterministic: no run id or URL reaches a template.
         "release": _release_data(release or ReleaseInfo()),
         "summary": _plain(dataclasses.asdict(summary)),
-        "prompt_example": _prompt_example(ckpt),
+        "prompt": _python_string(prompt or DEFAULT_PROMPT),
+        "prompt_example": example,
+        "fence": _fence(example or ""),
         "versions": framework_versions(ckpt, trl_card),
         "generation": quick_start_kwargs(_generation_config(ckpt)),
         "intended_use": _section_text(model.intended_use, DEFAULT_INTENDED_USE),
@@ -1341,7 +1347,31 @@ def _release_data(release: ReleaseInfo) -> dict[str, str | None]:
     return {"version": release.version, "git_commit": release.git_commit, "date": release.date}
 
 
-def _prompt_example(checkpoint: Checkpoint) -> str | None:
+DEFAULT_PROMPT = "What is 7 * 6?"
+
+
+def _python_string(text: str) -> str:
+    """``text`` as a Python string literal that stays inside a Markdown code fence: JSON's
+    escapes are Python's, and a backtick becomes ``\\u0060``."""
+    return json.dumps(text).replace("`", "\\u0060")
+
+
+def _fence(text: str) -> str:
+    """A code fence longer than any run of backticks in ``text`` (the chat template's output
+    comes from the base model: it must not close the fence and write Markdown)."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    return "`" * max(3, longest + 1)
+
+
+def smoke_prompt(settings: Mapping[str, Any] | None) -> str | None:
+    """The first ``smoke:`` prompt of release.yaml (the smoke-generate rule's options), which
+    the quick start asks: the release's own example."""
+    setting = (settings or {}).get("smoke-generate")
+    prompts = getattr(setting, "options", {}).get("prompts") or ()
+    return prompts[0] if prompts and isinstance(prompts[0], str) else None
+
+
+def _prompt_example(checkpoint: Checkpoint, prompt: str) -> str | None:
     template = None
     try:
         template = checkpoint.chat_template()
@@ -1350,7 +1380,7 @@ def _prompt_example(checkpoint: Checkpoint) -> str | None:
         checkpoint.turn_end_ids()  # renders once (cached): a broken template raises here
         tok = checkpoint.tokenizer()
         return template.render(
-            tok, [{"role": "user", "content": "What is 7 * 6?"}], add_generation_prompt=True
+            tok, [{"role": "user", "content": prompt}], add_generation_prompt=True
         )
     except Exception:  # the chat-template rule reports a broken template
         return None

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from r1release.card import ReleaseInfo, render_card
+from r1release.card import ReleaseInfo, render_card, smoke_prompt
 from r1release.checker import check
 from r1release.checkpoint import Checkpoint, is_leftover
 from r1release.config import ModelConfig, RuleSetting
@@ -191,7 +191,13 @@ def build_stage(
     # Benchmark results are inputs like the checkpoint: read (and refused) before the deep scan.
     evals = load_evals(model.evals, Path(config_path).parent, model.checkpoint)
     card = render_card(
-        checkpoint, model, release, card_template, template_name=card_template_name, evals=evals
+        checkpoint,
+        model,
+        release,
+        card_template,
+        template_name=card_template_name,
+        evals=evals,
+        prompt=smoke_prompt(settings),
     )
     if scan is None:
         # One read of every byte that is uploaded: hashed, scanned, and (small files) kept.

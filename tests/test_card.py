@@ -579,3 +579,41 @@ def test_generation_settings_read_as_english(settings, text):
     from r1release.card import _generation_text
 
     assert _generation_text(settings) == text
+
+
+def test_quick_start_asks_the_smoke_prompt_as_a_python_literal(checkpoint):
+    """The release's first `smoke:` prompt is the example; a hostile one stays a string
+    inside the code fence (quotes escaped, backticks as \\u0060)."""
+    import ast
+
+    from r1release.card import smoke_prompt
+    from r1release.config import RuleSetting
+
+    path = checkpoint()
+    prompt = 'Sum 1..10 "twice"?\n```\n# Injected'
+    settings = {"smoke-generate": RuleSetting(options={"prompts": [prompt, "other"]})}
+    assert smoke_prompt(settings) == prompt and smoke_prompt(None) is None
+    text = render_card(path, model_config(path), prompt=smoke_prompt(settings))
+    snippet = text.split("```python\n")[1].split("\n```\n")[0]
+    line = next(x for x in snippet.splitlines() if x.startswith("messages = "))
+    assert ast.literal_eval(line.removeprefix("messages = ")) == [
+        {"role": "user", "content": prompt}
+    ]
+    assert "# Injected" not in [x.strip() for x in snippet.splitlines()]
+    example = text.split("The chat template formats that conversation as:\n\n")[1]
+    assert example.startswith("````text\n")  # longer than the prompt's ``` run
+
+
+def test_chat_template_output_cannot_close_its_fence(checkpoint):
+    """The chat template comes from the base model: its output with a ``` run gets a longer
+    fence, so nothing it prints becomes Markdown of the card."""
+    path = checkpoint()
+    (path / "chat_template.jinja").write_text(
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n```\n# Owned\n````"
+        "{{ m['content'] }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+    )
+    text = render_card(path, model_config(path))
+    example = text.split("The chat template formats that conversation as:\n\n")[1]
+    fence = example.split("text\n")[0]
+    assert fence == "`````"
+    assert example.split("\n" + fence + "\n")[0].count("# Owned") == 1

@@ -32,7 +32,7 @@ def card(
 
     The card goes to stdout, or with -o to FILE (and "wrote FILE" to stderr, not with -q).
     """
-    from r1release.card import ReleaseInfo, render_card
+    from r1release.card import ReleaseInfo, render_card, smoke_prompt
     from r1release.checkpoint import Checkpoint
     from r1release.errors import UsageError
     from r1release.evals import load_evals
@@ -53,6 +53,7 @@ def card(
         template,
         template_name=_template_name(target.config),
         evals=evals,
+        prompt=smoke_prompt(target.config.rule_settings() if target.config else None),
     )
     if output is None:
         click.echo(text, nl=False)
