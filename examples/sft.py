@@ -97,12 +97,14 @@ def main(script_args: SFTScriptArguments, training_args: SFTConfig, model_args: 
     trainer.save_metrics("train", result.metrics)
     trainer.save_state()
 
-    # Everything open-r1 does by hand after training, done right, on every rank.
+    # Everything open-r1 does by hand after training, done right, on every rank. The card
+    # names Hub datasets only: finalize() refuses a local file (without one, it warns).
     logger.info("*** Save, check and release ***")
+    local = Path(script_args.dataset_name or "").suffix in (".json", ".jsonl")
     finalized = r1release.finalize(
         trainer,
         tokenizer,
-        dataset_name=script_args.dataset_name,
+        dataset_name=None if local else script_args.dataset_name,
         base_model=script_args.base_model,
         license=script_args.license,
         version=script_args.release_version,
