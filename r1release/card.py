@@ -34,6 +34,7 @@ from types import GeneratorType
 from typing import Any
 
 from r1release.checkpoint import (
+    ADAPTER,
     MAX_JSON,
     Checkpoint,
     TemplateTimeout,
@@ -552,9 +553,13 @@ def _section_text(value: str | None, default: str) -> str:
     return value.strip() if value and value.strip() else default
 
 
-def card_data(model: ModelConfig, tags: Sequence[str]) -> str:
+def card_data(
+    model: ModelConfig, tags: Sequence[str], adapter: Mapping[str, str] | None = None
+) -> str:
     """The card's YAML metadata, through huggingface_hub's ``ModelCardData`` (no null values;
-    no ``model-index``: see the module docstring)."""
+    no ``model-index``: see the module docstring). For an ``adapter`` (:func:`adapter_data`)
+    the library is peft and ``base_model`` is the base it applies to: the Hub derives the
+    adapter relation from it."""
     from r1release.hub import card_metadata
 
     dataset = model.card_dataset_name  # None for a local path release.yaml omits
@@ -562,22 +567,55 @@ def card_data(model: ModelConfig, tags: Sequence[str]) -> str:
         "license": model.license,
         "license_name": model.license_name if model.license == "other" else None,
         "license_link": model.license_link if model.license == "other" else None,
-        "base_model": model.card_base_model,
+        "base_model": (adapter["base_model"] or None) if adapter else model.card_base_model,
         "datasets": [dataset] if dataset else None,
         "tags": list(tags) or None,
-        "library_name": "transformers",
+        "library_name": "peft" if adapter else "transformers",
         "pipeline_tag": "text-generation",
         "model_name": model.name,
     }
     return card_metadata({k: v for k, v in values.items() if v is not None})
 
 
-def card_tags(model: ModelConfig, method: Method | None) -> list[str]:
-    """release.yaml's tags, then ``trl`` and the method's tag as TRL's trainers add them."""
+def card_tags(
+    model: ModelConfig, method: Method | None, adapter: Mapping[str, str] | None = None
+) -> list[str]:
+    """release.yaml's tags, then ``trl`` and the method's tag as TRL's trainers add them; for
+    an adapter, the tags peft's own card adds (``lora`` for LoRA, ``base_model:adapter:BASE``)."""
     tags = list(model.tags)
     if method is not None:
         tags += ["trl", method.tag] if method.tag else ["trl"]
+    if adapter and adapter["peft_type"] == "LORA":
+        tags.append("lora")
+    if adapter and adapter["base_model"]:
+        tags.append(f"base_model:adapter:{adapter['base_model']}")
     return list(dict.fromkeys(tags))
+
+
+def adapter_data(checkpoint: Checkpoint, model: ModelConfig) -> dict[str, str] | None:
+    """What the card says of an adapter checkpoint (None for a full model): its PEFT
+    method, and its base model — release.yaml's ``base_model``, else the adapter's
+    ``base_model_name_or_path`` when that is a Hub id (a local path is no card metadata)."""
+    if checkpoint.kind != ADAPTER:
+        return None
+    from r1release.config import HUB_ID, local_path_reason
+
+    try:
+        config = checkpoint.adapter_config or {}
+    except FileUnreadable:  # json-files reports it
+        config = {}
+    recorded = config.get("base_model_name_or_path")
+    base = model.card_base_model
+    if base is None and isinstance(recorded, str) and recorded:
+        is_path = local_path_reason(recorded, checkpoint.root) is not None
+        base = None if is_path or HUB_ID.why_invalid(recorded) else recorded
+    peft_type = config.get("peft_type")
+    peft_type = peft_type if isinstance(peft_type, str) else ""
+    return {
+        "base_model": base or "",
+        "peft_type": peft_type,
+        "method": "LoRA" if peft_type == "LORA" else peft_type or "PEFT",
+    }
 
 
 DEFAULT_TEMPLATE = """\
@@ -587,7 +625,13 @@ DEFAULT_TEMPLATE = """\
 
 # {{ model.name }}
 
-{% if base_link and dataset_link -%}
+{% if adapter -%}
+A {{ adapter.method }} adapter\
+{% if adapter.base_model %} for [{{ adapter.base_model }}]\
+(https://huggingface.co/{{ adapter.base_model }}){% endif %}\
+{% if dataset_link %}, trained on the {{ dataset_link }} dataset{% endif %}: \
+load it on its base model with [PEFT](https://github.com/huggingface/peft).
+{%- elif base_link and dataset_link -%}
 This model is a fine-tuned version of {{ base_link }} on the {{ dataset_link }} dataset.
 {%- elif base_link -%}
 This model is a fine-tuned version of {{ base_link }}.
@@ -598,7 +642,30 @@ A text-generation model released with r1release.
 {%- endif %}
 
 ## Quick start
+{% if adapter %}
+```python
+from peft import AutoPeftModelForCausalLM
+from transformers import AutoTokenizer
 
+model = AutoPeftModelForCausalLM.from_pretrained("{{ model_ref }}"\
+{% if release.version %}, revision="{{ release.version }}"{% endif %})
+tokenizer = AutoTokenizer.from_pretrained("{{ model_ref }}"\
+{% if release.version %}, revision="{{ release.version }}"{% endif %})
+messages = [{"role": "user", "content": {{ prompt }}}]
+inputs = tokenizer.apply_chat_template(
+    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+).to(model.device)
+output = model.generate(
+    **inputs,
+{% for name, value in generation %}    {{ name }}={{ value }},
+{% endfor %})
+print(tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+```
+
+`AutoPeftModelForCausalLM` loads the base model named in `adapter_config.json`, then this \
+adapter on it (`PeftModel.from_pretrained(base, "{{ model_ref }}")` does the same for a base \
+you loaded yourself; `merge_and_unload()` folds the adapter into its weights).
+{% else %}
 ```python
 from transformers import pipeline
 
@@ -612,7 +679,7 @@ output = generator(
 )
 print(output[0]["generated_text"])
 ```
-{% if prompt_example %}
+{% endif %}{% if prompt_example %}
 The chat template formats that conversation as:
 
 {{ fence }}text
@@ -712,8 +779,10 @@ def render_card(
     trl_card = _text_or_empty(ckpt, "README.md")
     method = training_method(model, _log_history(state), trl_card)
     example = _prompt_example(ckpt, prompt or DEFAULT_PROMPT)
+    adapter = adapter_data(ckpt, model)
     context = {
-        "card_data": card_data(model, card_tags(model, method)),
+        "card_data": card_data(model, card_tags(model, method, adapter), adapter),
+        "adapter": adapter,
         "model": _model_data(model),
         "model_ref": model_ref or model.repo_id,
         "base_link": _link(model.card_base_model, ""),

@@ -12,7 +12,7 @@ from r1release.config import RuleSetting, validate_rule_setting
 from r1release.errors import FileUnreadable
 from r1release.findings import Finding, Report, Severity, SkippedRule, sort_findings
 from r1release.rules import REGISTRY, Context, Rule
-from r1release.rules.base import Need, why_not
+from r1release.rules.base import Need, not_applicable, why_not
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,23 @@ def skipped_rules(
     return tuple(skipped)
 
 
+def inapplicable_rules(
+    rules: list[ActiveRule], checkpoint: Checkpoint, skipped: set[str]
+) -> tuple[SkippedRule, ...]:
+    """The rules of ``rules`` (less those in ``skipped``) that do not apply to
+    ``checkpoint``, each with its reason: an adapter has no full weights to check, and its
+    generation settings may live in the base model."""
+    found = []
+    for active in rules:
+        if active.rule.name in skipped:
+            continue
+        reason = not_applicable(active.rule, checkpoint)
+        if reason is not None:
+            rule = active.rule
+            found.append(SkippedRule(rule.id, rule.name, active.severity, reason, False))
+    return tuple(found)
+
+
 def run_rules(
     checkpoint: Checkpoint,
     rules: list[ActiveRule],
@@ -79,6 +96,8 @@ def run_rules(
         rule = active.rule
         if not runs(rule, deep=deep_scan is not None, card=card is not None, smoke=smoke):
             continue
+        if not_applicable(rule, checkpoint) is not None:
+            continue  # nor fixed: an adapter without generation_config.json gets none
         ctx = Context(checkpoint, active.options, deep_scan, card)
         try:
             problems = list(rule.check(ctx))
@@ -134,6 +153,9 @@ def check(
         )
     # decided once, here: the rules that run are exactly the ones the report says ran
     skipped = skipped_rules(rules, deep=scan is not None, card=card is not None, smoke=smoke)
+    skipped += inapplicable_rules(rules, checkpoint, {s.rule for s in skipped})
+    order = {a.rule.name: i for i, a in enumerate(rules)}
+    skipped = tuple(sorted(skipped, key=lambda s: order[s.rule]))  # in registry order
     not_run = {s.rule for s in skipped}
     ran = [a for a in rules if a.rule.name not in not_run]
     findings = run_rules(checkpoint, ran, scan, card, smoke)

@@ -57,9 +57,18 @@ CONFIG_JSON_FILES = (
     "model.safetensors.index.json",
     "chat_template.json",
     "added_tokens.json",
+    "adapter_config.json",
 )
 INDEX_FILE = "model.safetensors.index.json"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+
+# Checkpoint kinds. peft's save_pretrained writes adapter_config.json and
+# adapter_model.safetensors and no config.json: the rules that need a full model skip such a
+# checkpoint (saying why) and the adapter rules check it instead.
+MODEL = "model"
+ADAPTER = "adapter"
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 # Training state that must never be uploaded; the leftovers rule reports these and the
 # weights-format rule leaves their pickles alone.
@@ -387,6 +396,17 @@ class Checkpoint:
     @property
     def config(self) -> dict[str, Any] | None:
         return self.json("config.json")
+
+    @property
+    def kind(self) -> str:
+        """:data:`ADAPTER` when the directory holds ``adapter_config.json`` (what peft's
+        ``save_pretrained`` writes, and what ``PeftModel.from_pretrained`` looks for first),
+        else :data:`MODEL`."""
+        return ADAPTER if self.exists(ADAPTER_CONFIG) else MODEL
+
+    @property
+    def adapter_config(self) -> dict[str, Any] | None:
+        return self.json(ADAPTER_CONFIG)
 
     @property
     def generation_config(self) -> dict[str, Any] | None:

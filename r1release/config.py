@@ -398,6 +398,16 @@ class ModelConfig:
             "with a warning."
         ),
     )
+    merge: bool = field(
+        default=False,
+        metadata=_doc(
+            "For a LoRA/PEFT adapter checkpoint (`adapter_config.json`): release the base "
+            "model merged with the adapter (peft's `merge_and_unload`) as a full model, "
+            "checked like any other, instead of the adapter. Needs the base weights on the "
+            "runner (the local directory `base_model_name_or_path` names, or the Hugging "
+            "Face cache); nothing is downloaded. Default false: the adapter is released."
+        ),
+    )
     omitted: frozenset[str] = field(default=frozenset(), metadata={"internal": True})
 
     @property

@@ -31,7 +31,7 @@ from r1release.config import RuleSetting
 from r1release.errors import FileUnreadable, R1ReleaseError
 from r1release.findings import Finding
 from r1release.rules import Context
-from r1release.rules.base import Need
+from r1release.rules.base import Need, not_applicable
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,8 @@ def plan_fixes(
     active = [a for a in resolve_rules(settings, config_path) if Need.DEEP not in a.rule.needs]
     work = path if isinstance(path, Checkpoint) else Checkpoint(path)
     _refuse_broken_json(work)
-    fixable = [a for a in active if a.rule.fixable]
+    # not a rule that skips this checkpoint: an adapter gets no generation_config.json
+    fixable = [a for a in active if a.rule.fixable and not_applicable(a.rule, work) is None]
     with work.layer():
         before = [f for f in run_rules(work, fixable) if f.fixable]
         touched: dict[str, list[str]] = {}

@@ -32,6 +32,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from r1release.config import PushConfig
@@ -172,6 +173,11 @@ class HubBackend(Protocol):
         ...
 
     def delete_tag(self, repo_id: str, tag: str) -> None: ...
+
+    def create_branch(self, repo_id: str, branch: str, *, revision: str | None) -> None:
+        """Branch ``branch`` at commit ``revision`` (main's head when None); an existing
+        branch of that name is not an error."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -358,6 +364,9 @@ class HfHubBackend:
 
     def delete_tag(self, repo_id: str, tag: str) -> None:
         self.api.delete_tag(repo_id, tag=tag)
+
+    def create_branch(self, repo_id: str, branch: str, *, revision: str | None) -> None:
+        self.api.create_branch(repo_id, branch=branch, revision=revision, exist_ok=True)
 
 
 def stored_token() -> str | None:
@@ -649,8 +658,13 @@ def publish(
     access: Access | None = None,
     allow_public: bool = False,
     keep: Sequence[str] = DEFAULT_KEEP,
+    tag: bool = True,
 ) -> PublishResult:
     """Release ``stage``: one commit, the version tag on it, then verify every hash.
+
+    A ``revision`` branch that does not exist yet is created from main's head first.
+    ``tag=False`` (a training checkpoint pushed to its own branch) makes no tag: the commit
+    is verified as it is, and a branch that already holds the staged files is a no-op.
 
     ``access`` is what :func:`preflight` found (it runs here when not given); ``keep`` is
     ``push.keep`` (files on the Hub it protects, module docstring). In offline mode
@@ -677,7 +691,7 @@ def publish(
                 publishing=not dry_run,
                 allow_public=allow_public,
             )
-        return _publish(api, stage, revision, force, dry_run, say, access, tuple(keep))
+        return _publish(api, stage, revision, force, dry_run, say, access, tuple(keep), tag)
 
 
 def _publish(
@@ -689,6 +703,7 @@ def _publish(
     say: Log,
     access: Access,
     keep: tuple[str, ...],
+    tag: bool = True,
 ) -> PublishResult:
     plan = plan_release(api, stage, revision=revision, access=access, keep=keep)
     if plan.tag_target and not plan.tag_matches and not force:
@@ -714,6 +729,10 @@ def _publish(
         say(f"creating {'private' if plan.private else 'public'} repository {plan.repo_id}")
         _call("creating the repository", api.create_repo, plan.repo_id, private=plan.private)
         plan = plan_release(api, stage, revision=revision, access=access, keep=keep)  # 1st commit
+    if plan.head is None and revision != "main":
+        say(f"creating branch {revision} from main")
+        _call("creating the branch", api.create_branch, plan.repo_id, revision, revision=None)
+        plan = plan_release(api, stage, revision=revision, access=access, keep=keep)
     commit, created = plan.head or "", False
     if plan.needs_commit:
         say(
@@ -722,7 +741,12 @@ def _publish(
         )
         commit, created = _commit_once(api, stage, plan, say)
     elif not plan.tag_matches:
-        say(f"{plan.revision} already holds these files at {commit[:12]}: tagging it, no commit")
+        then = "tagging it, no commit" if tag else "nothing to commit"
+        say(f"{plan.revision} already holds these files at {commit[:12]}: {then}")
+    if not tag:
+        verify(api, stage, commit, kept=plan.kept)
+        url = _commit_url(endpoint, plan.repo_id, commit)
+        return PublishResult(plan, commit, url, created, False, True)
     if plan.tag_target and plan.tag_target != commit:  # --force: move the tag
         say(f"moving tag {plan.version} from {plan.tag_target[:12]} to {commit[:12]}")
         _call("deleting the old tag", api.delete_tag, plan.repo_id, plan.version)
@@ -1136,7 +1160,23 @@ def _retry(what: str, attempt: Callable[[], Any], *, wrote: bool) -> Any:
 
 def transient(exc: BaseException) -> bool:
     """A failure worth retrying: 408/429/5xx, or the connection failed or dropped (but not
-    huggingface_hub's offline mode, which fails every request the same way)."""
+    huggingface_hub's offline mode, which fails every request the same way). An error raised
+    *from* another is judged by that cause: huggingface_hub reports a failed LFS upload as
+    ``RuntimeError("Error while uploading …") from`` the transport's or the Hub's error (at
+    huggingface_hub 1.x a dropped or refused LFS upload reaches r1release only that way)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        verdict = _transient_itself(cause)
+        if verdict is not None:
+            return verdict
+        cause = cause.__cause__
+    return False
+
+
+def _transient_itself(exc: BaseException) -> bool | None:
+    """:func:`transient` for ``exc`` alone; None when it says nothing (look at its cause)."""
     import json
 
     from huggingface_hub.errors import OfflineModeIsEnabled
@@ -1149,9 +1189,9 @@ def transient(exc: BaseException) -> bool:
     if isinstance(exc, json.JSONDecodeError) and exc.doc.lstrip()[:1] in ("<", ""):
         return True  # an HTML error page (a gateway's 502) where the Hub sends JSON
     transport = ("httpx", "httpcore", "httpx2", "httpcore2")  # huggingface_hub 1.x and 2.x
-    return type(exc).__module__.split(".")[0] in transport or isinstance(
-        exc, (ConnectionError, TimeoutError)
-    )
+    if type(exc).__module__.split(".")[0] in transport:
+        return True
+    return True if isinstance(exc, (ConnectionError, TimeoutError)) else None
 
 
 def _status(exc: BaseException) -> int | None:
@@ -1231,3 +1271,21 @@ def eval_results_yaml(entries: Sequence[Mapping[str, Any]]) -> bytes:
 
     data = eval_result_entries_to_yaml([EvalResultEntry(**e) for e in entries])
     return yaml.safe_dump(data, sort_keys=True, allow_unicode=True, width=1000).encode()
+
+
+# ---------------------------------------------------------------------------------------
+# The local Hugging Face cache (an adapter's base model; r1release.adapters asks)
+# ---------------------------------------------------------------------------------------
+
+
+def cached_snapshot(repo_id: str) -> Path | None:
+    """The directory of ``repo_id``'s ``main`` snapshot in the local Hugging Face cache
+    when it holds its ``config.json``, else None. Reads the cache only: never a request,
+    whatever ``HF_HUB_OFFLINE`` says (a check must not download a base model)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json")
+    except ValueError:  # not a Hub id (HFValidationError): a local path that is not there
+        return None
+    return Path(found).parent if isinstance(found, str) else None

@@ -19,7 +19,7 @@ from typing import Any
 
 from r1release.card import ReleaseInfo, render_card, smoke_prompt
 from r1release.checker import check
-from r1release.checkpoint import Checkpoint, is_leftover
+from r1release.checkpoint import ADAPTER, ADAPTER_CONFIG, Checkpoint, is_leftover
 from r1release.config import ModelConfig, RuleSetting
 from r1release.deep import DeepScan, FileStat, scan_checkpoint
 from r1release.errors import R1ReleaseError
@@ -180,13 +180,20 @@ def build_stage(
     ``finalize``): it is reused for every file unchanged since, and only files that changed,
     appeared or were written meanwhile are read again. ``cache=False`` reads every file,
     even weights the digest cache knows unchanged.
+
+    With ``merge: true`` an adapter checkpoint is released as its base merged with it
+    (:func:`r1release.adapters.merge_adapter`): the merged directory is what is checked,
+    fixed and uploaded (a full checkpoint is released as it is).
     """
     checkpoint = checkpoint if checkpoint is not None else Checkpoint(model.checkpoint)
+    if model.merge and checkpoint.kind == ADAPTER:
+        checkpoint, scan = _merged(checkpoint), None  # a scan of the adapter is no use
     if scan is not None:
         scan = _brought_up_to_date(checkpoint, scan, workers=workers, cache=cache)
     plan = plan_fixes(checkpoint, settings=settings, config_path=config_path) if fix else None
     for change in plan.changes if plan else ():
         checkpoint.override(change.path, json.loads(change.new_text))
+    hub_base = _with_hub_base(checkpoint, model)
     release = release or ReleaseInfo(version=version)
     # Benchmark results are inputs like the checkpoint: read (and refused) before the deep scan.
     evals = load_evals(model.evals, Path(config_path).parent, model.checkpoint)
@@ -227,10 +234,40 @@ def build_stage(
     ]
     for change in plan.changes if plan else ():
         files[change.path] = _in_memory(change.path, change.new_text.encode(), "fixed")
+    if hub_base is not None:
+        files[ADAPTER_CONFIG] = _in_memory(ADAPTER_CONFIG, hub_base, "fixed")
     files[CARD] = _in_memory(CARD, card.encode(), "card")
     for path, content in eval_result_files(evals).items():
         files[path] = _in_memory(path, content, "evals")
     return Stage(model, version, release, _with_record(files), card, report, plan, tuple(excluded))
+
+
+def _with_hub_base(checkpoint: Checkpoint, model: ModelConfig) -> bytes | None:
+    """For an adapter whose ``base_model_name_or_path`` is a path on this machine (a base
+    loaded from a local copy) released with a Hub ``base_model``: ``adapter_config.json``
+    naming that Hub id instead, installed in the view (so it is what is checked) and
+    returned as the bytes to upload. Uploaded as saved, the path would send
+    ``AutoPeftModelForCausalLM`` (the card's quick start) looking for a directory that
+    nobody who downloads the adapter has. The checkpoint on disk is not changed."""
+    base = model.card_base_model
+    if checkpoint.kind != ADAPTER or base is None:
+        return None
+    from r1release.config import local_path_reason
+
+    config = checkpoint.adapter_config or {}
+    recorded = config.get("base_model_name_or_path")
+    if not isinstance(recorded, str) or local_path_reason(recorded, checkpoint.root) is None:
+        return None
+    doc = {**config, "base_model_name_or_path": base}
+    checkpoint.override(ADAPTER_CONFIG, doc)
+    return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def _merged(adapter: Checkpoint) -> Checkpoint:
+    """The view of the base merged with ``adapter`` (torch and peft load only here)."""
+    from r1release.adapters import merge_adapter
+
+    return Checkpoint(merge_adapter(adapter))
 
 
 def _brought_up_to_date(

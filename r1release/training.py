@@ -83,8 +83,13 @@ def finalize(
     license: str | None = None,
     model_name: str | None = None,
     private: bool | None = None,
+    merge: bool = False,
 ) -> FinalizeResult:
     """Save, fix, document, check, evaluate and (optionally) publish the trained model.
+
+    A PEFT-wrapped model (``trainer.model`` a ``PeftModel``: a LoRA run) is saved as its
+    adapter and checked as one; ``merge=True`` saves the base merged with it instead
+    (:func:`_merged_for_save`).
 
     Defaults come from ``trainer.args`` (``output_dir``, ``push_to_hub``, ``hub_model_id``,
     ``do_eval``, ``hub_private_repo``). ``private=None`` (and no ``hub_private_repo``) creates
@@ -102,7 +107,10 @@ def finalize(
     _finalize_timeout()  # a bad R1RELEASE_FINALIZE_TIMEOUT stops every rank before any work
     _check_card_arguments(license=license, dataset_name=dataset_name, base_model=base_model)
 
-    # 1. Align EOS in memory on every rank, so the saved generation config stops.
+    # 1. Merge a PEFT adapter into its base when asked; align EOS in memory on every rank,
+    # so the saved generation config stops.
+    if merge:
+        _merged_for_save(trainer)
     _align_generation_eos(trainer.model, tokenizer)
     # 2. Save: collective under DeepSpeed ZeRO-3 / FSDP, so every rank calls it. With
     # push_to_hub set, Trainer.save_model also starts its own asynchronous "Model save" push
@@ -136,6 +144,7 @@ def finalize(
     step = _MainStep()
     if main:
         with _main_step(trainer, step):
+            _wait_for_revisions(trainer)  # checkpoint branches first, then the release
             view = _view(trainer, tokenizer, out)
             fixed, report, scan = _write_and_check(view, model_config, version, push)
             report = _release_needs(report, _source(trainer))
@@ -177,6 +186,19 @@ def finalize(
         if failure is not None:
             raise FinalizeError(failure)
     return FinalizeResult(out, report, fixed, metrics, commit_url, main)
+
+
+def _merged_for_save(trainer: Any) -> None:
+    """Replace a ``PeftModel`` on ``trainer`` by its base merged with the adapter
+    (``merge_and_unload``), so that ``save_model`` writes a full model. Training is over:
+    the merge is in place, on every rank, and needs the whole model on each (a single
+    process or DDP; under ZeRO-3 or FSDP save the adapter and release with ``merge: true``)."""
+    try:
+        from peft import PeftModel
+    except ImportError:  # no peft: no PeftModel to merge
+        return
+    if isinstance(trainer.model, PeftModel):
+        trainer.model = trainer.model.merge_and_unload()
 
 
 def _align_generation_eos(model: Any, tokenizer: Any) -> None:
@@ -524,17 +546,71 @@ def _finalize_timeout() -> float:
 
 
 class R1ReleaseCallback(TrainerCallback):
-    """Checks each saved ``checkpoint-*`` on the main process and logs the findings.
+    """Checks each saved ``checkpoint-*`` on the main process and logs the findings; with
+    ``push_revisions=True`` also publishes each one to its own Hub branch.
 
     ``fail_on_error=True`` stops training (raising :class:`FinalizeError`) at the first
     checkpoint with an error finding; ``deep=True`` also hashes and scans every tensor.
     Training state (optimizer, RNG) is expected there, so the leftovers rule is off.
+
+    ``push_revisions=True`` publishes ``checkpoint-N`` to the branch
+    ``{revision}-step-{N:09d}`` of ``repo_id`` (default ``args.hub_model_id``) in the
+    background, through the release pipeline (:mod:`r1release.revisions`); ``finalize()``
+    waits for those pushes before its own release. ``dataset_name``, ``base_model``,
+    ``license``, ``tags`` and ``private`` fill the checkpoints' cards as ``finalize()``'s
+    arguments fill the release's. Whether it pushes or not, the callback stops the Trainer's
+    own unchecked pushes of every save to ``main`` (``hub_strategy`` other than ``end``).
     """
 
-    def __init__(self, fail_on_error: bool = False, deep: bool = False) -> None:
+    def __init__(
+        self,
+        fail_on_error: bool = False,
+        deep: bool = False,
+        *,
+        push_revisions: bool = False,
+        revision: str = "v00.00",
+        repo_id: str | None = None,
+        dataset_name: str | None = None,
+        base_model: str | None = None,
+        license: str | None = None,
+        tags: Sequence[str] = ("open-r1",),
+        private: bool | None = None,
+    ) -> None:
         self.fail_on_error = fail_on_error
         self.deep = deep
+        self.push_revisions = push_revisions
+        self.revision = _revision_prefix(revision)
+        self.repo_id = repo_id
+        self.card = {"dataset_name": dataset_name, "base_model": base_model, "license": license}
+        _check_card_arguments(**self.card)
+        self.tags = tuple(tags)
+        self.private = private
         self.reports: dict[int, Report] = {}
+        self.pusher: Any = None  # the RevisionPusher, made when training begins
+
+    def on_init_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self._begin(args, kwargs.get("model"))
+        return control
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+        self._begin(args, kwargs.get("model"))  # added by add_callback: no on_init_end
+        return control
+
+    def _begin(self, args: Any, model: Any) -> None:
+        """Stop the Trainer's unchecked pushes; with push_revisions, make the pusher (every
+        rank checks the repository id, so a missing one stops all of them alike)."""
+        from r1release.revisions import stop_unchecked_pushes
+
+        stop_unchecked_pushes(args, "R1ReleaseCallback")
+        if not self.push_revisions or self.pusher is not None:
+            return
+        repo_id = self.repo_id or getattr(args, "hub_model_id", None)
+        if not repo_id:
+            raise FinalizeError(
+                "R1ReleaseCallback(push_revisions=True) needs a Hub repository",
+                hint="pass repo_id='owner/name' or set hub_model_id in the TrainingArguments",
+            )
+        self.pusher = _revision_pusher(self, args, model, repo_id)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if not state.is_world_process_zero:
@@ -554,4 +630,73 @@ class R1ReleaseCallback(TrainerCallback):
         if report.errors and self.fail_on_error:
             control.should_training_stop = True
             raise FinalizeError(_findings_message(path, report.errors), report.errors)
+        if self.pusher is not None:
+            from r1release.revisions import RevisionJob, branch_name
+
+            branch = branch_name(self.revision, state.global_step)
+            self.pusher.submit(RevisionJob(state.global_step, path, branch))
         return control
+
+
+def _revision_prefix(revision: str) -> str:
+    """The branch prefix, checked as a branch name (with a step suffix) before training."""
+    from r1release.config import BRANCH
+    from r1release.revisions import branch_name
+
+    why = BRANCH.why_invalid(branch_name(revision, 0))
+    if why or revision == "main":
+        raise FinalizeError(
+            f"R1ReleaseCallback(revision={revision!r}): {why or 'main is the release branch'}",
+            hint=f"{BRANCH.hint}; checkpoints go to REVISION-step-NNNNNNNNN, e.g. v00.00",
+        )
+    return revision
+
+
+def _revision_pusher(callback: R1ReleaseCallback, args: Any, model: Any, repo_id: str) -> Any:
+    from r1release.config import ModelConfig
+    from r1release.revisions import RevisionPusher
+
+    base_model = callback.card["base_model"]
+    if base_model is None and model is not None:
+        source = str(getattr(model.config, "_name_or_path", "") or "")
+        base_model = source if _is_hub_id(source) else None
+    private = callback.private
+    if private is None:
+        private = getattr(args, "hub_private_repo", None)
+    config = ModelConfig(
+        name=Path(args.output_dir).name,
+        checkpoint=Path(args.output_dir),
+        repo_id=repo_id,
+        base_model=base_model,
+        dataset_name=callback.card["dataset_name"],
+        license=callback.card["license"],
+        tags=callback.tags,
+        private=True if private is None else bool(private),
+    )
+    return RevisionPusher(config, keep_visibility=private is None)
+
+
+def _wait_for_revisions(trainer: Any) -> None:
+    """Before finalize's own release: the Trainer's own push in flight, and every checkpoint
+    push of an R1ReleaseCallback, finished (bounded by R1RELEASE_FINALIZE_TIMEOUT). A push
+    still failing is logged, not raised: a checkpoint branch is not the release."""
+    from r1release.revisions import stop_unchecked_pushes
+
+    if stop_unchecked_pushes(trainer.args, "finalize"):
+        getattr(trainer, "_finish_current_push", lambda: None)()
+    timeout = _finalize_timeout()
+    handler = getattr(trainer, "callback_handler", None)
+    for callback in getattr(handler, "callbacks", ()):
+        pusher = getattr(callback, "pusher", None)
+        if not isinstance(callback, R1ReleaseCallback) or pusher is None:
+            continue
+        logger.info("r1release: waiting for the checkpoint pushes to %s", pusher.model.repo_id)
+        if not pusher.wait(timeout):
+            logger.error(
+                "r1release: checkpoint pushes still running after %g s; finalize goes on "
+                "(a longer wait needs %s raised)",
+                timeout,
+                FINALIZE_TIMEOUT_ENV,
+            )
+        for job in pusher.failed:
+            logger.error("r1release: %s was not pushed to branch %s", job.path, job.branch)

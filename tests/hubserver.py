@@ -63,12 +63,14 @@ PRESIGNED = frozenset({"lfs-upload", "lfs-part"})  # storage URLs: the client se
 NO_AUTH = PRESIGNED | {"oauth-token"}  # the OIDC id token in the body is the credential
 DEFAULT_ORGS = ("org", "o", "open-r1", "a", "evil")  # owners the tests' repositories use
 AUTH_KINDS = frozenset({"create-repo", "preupload", "commit", "tag", "lfs-batch", "lfs-verify"})
+AUTH_KINDS |= {"branch"}
 PR_RE = re.compile(r"refs/pr/(\d+)")
 LFS_SPEC = "https://git-lfs.github.com/spec/v1"
 FIXED_ROUTES = {"api/whoami-v2": "whoami", "api/repos/create": "create-repo"}
 FIXED_ROUTES["api/validate-yaml"] = "validate-yaml"
 FIXED_ROUTES["oauth/token"] = "oauth-token"  # trusted publishing: OIDC token exchange
 REPO_ENDPOINTS = {name: name for name in ("preupload", "commit", "commits", "refs", "tree", "tag")}
+REPO_ENDPOINTS |= {"branch": "branch"}
 REPO_ENDPOINTS |= {"paths-info": "paths-info", "revision": "repo-info"}
 
 
@@ -727,6 +729,19 @@ class HubServer:
         repo.tags[tag] = self._resolve(repo, req.args[0]).oid
         self._save()
         return _json({"name": tag, "ref": f"refs/tags/{tag}"})
+
+    def _post_branch(self, req: Request) -> Reply:
+        """`create_branch` (POST /api/{type}s/{id}/branch/{name}, JSON {startingPoint?}: a
+        branch, tag or commit; main's head when absent); 409 if the branch exists."""
+        repo, branch = self._find_repo(req.repo_type, req.repo_id, req.user), req.args[0]
+        if not re.fullmatch(r"[\w.@+-]+(/[\w.@+-]+)*", branch) or PR_RE.fullmatch(branch):
+            raise HubError(400, f"Invalid reference for a branch: {branch!r}")
+        if branch in repo.branches:
+            raise HubError(409, f"Reference already exists: refs/heads/{branch}")
+        start = (req.json() or {}).get("startingPoint") or "main"
+        repo.branches[branch] = self._resolve(repo, start).oid
+        self._save()
+        return _json({"name": branch, "ref": f"refs/heads/{branch}"})
 
     def _delete_tag(self, req: Request) -> Reply:
         """`delete_tag` (DELETE /api/{type}s/{id}/tag/{tag})."""

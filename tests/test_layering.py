@@ -23,18 +23,19 @@ PACKAGE = Path(__file__).resolve().parent.parent / "r1release"
 LAYERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "huggingface_hub": (("hub.py",), ()),
     "click": (("cli.py", "cli/"), ("cli.py", "cli/")),
-    "torch": (("architecture.py", "smoke.py", "training.py"), ("training.py",)),
+    "torch": (("adapters.py", "architecture.py", "smoke.py", "training.py"), ("training.py",)),
     "accelerate": (("training.py",), ("training.py",)),
     "transformers": (
-        ("architecture.py", "rules/smoke_generate.py", "smoke.py", "training.py"),
+        ("adapters.py", "architecture.py", "rules/smoke_generate.py", "smoke.py", "training.py"),
         ("training.py",),
     ),
+    "peft": (("adapters.py", "training.py"), ()),
 }
 # transformers' tokenizer pieces (no model code): the tokenizer view loads the tokenizer.
 TOKENIZER_PIECES = frozenset({"transformers.PreTrainedTokenizerFast", "transformers.utils.logging"})
 TOKENIZER_USERS = ("tokenizer_view.py",)
 # `import r1release` (the lazy public API) loads none of these.
-NOT_ON_IMPORT = ("torch", "transformers", "accelerate", "huggingface_hub", "click")
+NOT_ON_IMPORT = ("torch", "transformers", "accelerate", "huggingface_hub", "click", "peft")
 
 
 def imports(path: str, source: str) -> Iterator[tuple[str, int, bool]]:

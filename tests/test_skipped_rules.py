@@ -37,6 +37,7 @@ from r1release.rules.base import Need, Problem, Rule, module_available, needs, w
 
 QWEN = "qwen2.5-7b-instruct"
 NEEDS_TORCH = "needs torch (pip install 'r1release[train]')"
+NOT_ADAPTER = "not an adapter (no adapter_config.json)"
 DEEP_RULES = sorted(name for name, rule in REGISTRY.items() if rule.deep)
 TORCH_RULES = sorted(name for name, rule in REGISTRY.items() if "torch" in rule.requires)
 
@@ -136,6 +137,8 @@ def test_with_torch_expected_tensors_runs(checkpoint):
     assert report.skipped("expected-tensors") is None
     assert report.skipped_errors() == ()
     assert {s.rule: s.reason for s in report.rules_skipped} == {
+        "adapter-config": NOT_ADAPTER,
+        "adapter-tensors": NOT_ADAPTER,
         "card-metadata": NEEDS_CARD,
         "smoke-generate": OPT_IN,
     }

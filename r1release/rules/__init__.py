@@ -7,6 +7,8 @@ config-eos-consistency copies its stop list into ``config.json``.
 from __future__ import annotations
 
 from r1release.rules import (
+    adapter_config,
+    adapter_tensors,
     card_metadata,
     chat_template,
     chat_template_stop,
@@ -22,6 +24,7 @@ from r1release.rules import (
     paths,
     safetensors_header,
     shard_index,
+    sharded_save,
     smoke_generate,
     tokenizer,
     use_cache,
@@ -32,6 +35,7 @@ from r1release.rules.base import Context, Need, Option, Problem, Rule
 RULES: tuple[Rule, ...] = (
     json_files.RULE,
     paths.RULE,
+    sharded_save.RULE,
     tokenizer.RULE,
     chat_template.RULE,
     generation_config.RULE,
@@ -46,6 +50,8 @@ RULES: tuple[Rule, ...] = (
     shard_index.RULE,
     finite_weights.RULE,
     expected_tensors.RULE,
+    adapter_config.RULE,
+    adapter_tensors.RULE,
     leftovers.RULE,
     card_metadata.RULE,
     smoke_generate.RULE,

@@ -86,6 +86,9 @@ class Rule:
     fix: Callable[[Context], None] | None = None
     options: tuple[Option, ...] = ()
     needs: frozenset[Need] = frozenset()  # what it needs to run: see why_not()
+    # Why it does not apply to a checkpoint (an adapter lacks the file it checks), or None:
+    # the checker then reports it skipped with that reason instead of running it.
+    inapplicable: Callable[[Checkpoint], str | None] | None = None
 
     @property
     def fixable(self) -> bool:
@@ -155,6 +158,17 @@ class Context:
 
     def names(self, ids: Iterable[int]) -> str:
         return "[" + ", ".join(self.token_name(i) for i in ids) + "]"
+
+
+def not_applicable(rule: Rule, checkpoint: Checkpoint) -> str | None:
+    """Why ``rule`` does not apply to ``checkpoint`` (its kind, the files it carries), or
+    None when it does."""
+    if rule.inapplicable is None:
+        return None
+    try:
+        return rule.inapplicable(checkpoint)
+    except FileUnreadable:  # json-files reports the broken file; the rule skips it itself
+        return None
 
 
 def module_available(name: str) -> bool:

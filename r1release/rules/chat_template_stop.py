@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from r1release.findings import Severity
 from r1release.rules import generation_config
+from r1release.rules.adapter_config import needs_file
 from r1release.rules.base import Context, Problem, Rule, as_value
 
 FILE = "generation_config.json"
@@ -58,4 +59,5 @@ RULE = Rule(
     description="the token closing an assistant turn in the chat template is a stop token",
     check=check,
     fix=fix,
+    inapplicable=needs_file("generation_config.json"),
 )

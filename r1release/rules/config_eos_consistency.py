@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from r1release.findings import Severity
+from r1release.rules.adapter_config import needs_file
 from r1release.rules.base import Context, Problem, Rule, as_ids, as_value
 
 FILE = "config.json"
@@ -69,4 +70,5 @@ RULE = Rule(
     description="config.json's eos_token_id agrees with generation_config.json",
     check=check,
     fix=fix,
+    inapplicable=needs_file("config.json"),
 )

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 from r1release.findings import Severity
 from r1release.rules import generation_config
+from r1release.rules.adapter_config import needs_file
 from r1release.rules.base import Context, Problem, Rule, as_ids, as_value, with_first
 
 FILE = "generation_config.json"
@@ -79,4 +80,5 @@ RULE = Rule(
     description="the tokenizer's EOS is a stop token in generation_config.json",
     check=check,
     fix=fix,
+    inapplicable=needs_file("generation_config.json"),
 )

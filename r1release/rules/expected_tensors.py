@@ -55,6 +55,7 @@ from r1release.architecture import (  # noqa: F401  (re-exported: the adapter mo
 )
 from r1release.checkpoint import INDEX_FILE, Checkpoint, HeaderError, TensorInfo
 from r1release.findings import Severity
+from r1release.rules.adapter_config import not_on_adapter
 from r1release.rules.base import Context, Need, Problem, Rule, module_available
 
 SHOWN = 3  # names listed in a message
@@ -187,8 +188,11 @@ def compare(
             f"{_count(empty, 'tensor')} {_are(empty)} empty (0 elements): {_sample(empty)}; "
             "a DeepSpeed ZeRO-3 save without gathering the parameters",
             _file_of(empty, disk),
-            "save with `stage3_gather_16bit_weights_on_model_save: true` in the DeepSpeed "
-            "config (or consolidate with zero_to_fp32.py) and save again",
+            "set `zero3_save_16bit_model: true` in the accelerate DeepSpeed config "
+            "(`stage3_gather_16bit_weights_on_model_save: true` in a DeepSpeed JSON) and save "
+            "with trainer.save_model on every rank, or consolidate the ZeRO checkpoint "
+            "(`trainer.model_wrapped.save_checkpoint(DIR)`, then "
+            "`python DIR/zero_to_fp32.py DIR OUT --safe_serialization`)",
         )
     if shapes:
         shown = "; ".join(f"{n} is {list(got)}, expected {list(w)}" for n, got, w in shapes[:SHOWN])
@@ -314,4 +318,7 @@ RULE = Rule(
     description="the weights hold the tensors config.json describes (deep, needs torch)",
     check=check,
     needs=frozenset({Need.DEEP, Need.TORCH}),
+    inapplicable=not_on_adapter(
+        "an adapter holds no full model weights: adapter-tensors checks its LoRA tensors"
+    ),
 )

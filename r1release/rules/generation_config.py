@@ -23,6 +23,7 @@ from typing import Any
 
 from r1release.errors import FileUnreadable
 from r1release.findings import Severity
+from r1release.rules.adapter_config import needs_file
 from r1release.rules.base import Context, Problem, Rule, as_ids, as_value, with_first
 
 FILE = "generation_config.json"
@@ -138,4 +139,5 @@ RULE = Rule(
     description="generation_config.json exists (serving engines read their stop tokens from it)",
     check=check,
     fix=fix,
+    inapplicable=needs_file("generation_config.json"),
 )

@@ -1,5 +1,8 @@
 """json-files: the checkpoint's JSON configs parse, and ``config.json`` exists.
 
+An adapter (``adapter_config.json``, peft's save) has no ``config.json``: the base model's
+is used, so only the files it carries must parse.
+
 Every other rule reads these files; when one is broken this rule reports it once and the rules
 that need it are skipped.
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from r1release.checkpoint import CONFIG_JSON_FILES
+from r1release.checkpoint import ADAPTER, CONFIG_JSON_FILES
 from r1release.errors import FileUnreadable
 from r1release.findings import Severity
 from r1release.rules.base import Context, Problem, Rule
@@ -19,7 +22,7 @@ from r1release.rules.base import Context, Problem, Rule
 
 def check(ctx: Context) -> Iterator[Problem]:
     ckpt = ctx.checkpoint
-    if not ckpt.exists("config.json"):
+    if not ckpt.exists("config.json") and ckpt.kind != ADAPTER:
         yield Problem(
             "config.json is missing: transformers cannot load this checkpoint",
             "config.json",

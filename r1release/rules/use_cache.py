@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from r1release.findings import Severity
+from r1release.rules.adapter_config import needs_file
 from r1release.rules.base import Context, Problem, Rule
 
 FILE = "config.json"
@@ -64,4 +65,5 @@ RULE = Rule(
     description="config.json does not set use_cache to false",
     check=check,
     fix=fix,
+    inapplicable=needs_file("config.json"),
 )

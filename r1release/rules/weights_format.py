@@ -4,13 +4,15 @@ Pickle files (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``, ``*.ckpt``) run code wh
 are refused unless ``allow_pickle: true``. Training state (``optimizer.pt``,
 ``training_args.bin``, ...) is left to the leftovers rule.
 
-Fails: ``pytorch_model.bin``; a checkpoint with no weights at all.
+Fails: ``pytorch_model.bin``; a checkpoint with no weights at all; an adapter without
+``adapter_model.safetensors``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from r1release.checkpoint import ADAPTER, ADAPTER_WEIGHTS
 from r1release.findings import Severity
 from r1release.rules.base import Context, Option, Problem, Rule
 
@@ -26,7 +28,14 @@ def check(ctx: Context) -> Iterator[Problem]:
                 name,
                 "save with safe_serialization (the default), or set allow_pickle in release.yaml",
             )
-    if not ckpt.safetensors_files() and not pickles:
+    if ckpt.kind == ADAPTER:
+        if not ckpt.exists(ADAPTER_WEIGHTS) and not pickles:
+            yield Problem(
+                f"no adapter weights ({ADAPTER_WEIGHTS}) next to adapter_config.json",
+                None,
+                "point `checkpoint` at the directory trainer.save_model wrote",
+            )
+    elif not ckpt.safetensors_files() and not pickles:
         yield Problem(
             "no weight files (*.safetensors) in the checkpoint",
             None,
