@@ -6,9 +6,25 @@ stays fast; nothing here imports torch or transformers.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
+# The one place the version is written: pyproject.toml reads it (setuptools' dynamic version).
 __version__ = "0.1.0"
+
+NO_TORCH_ADVICE = "PyTorch was not found."
+
+
+def _not_the_no_torch_advice(record: logging.LogRecord) -> bool:
+    """transformers says at import, on stderr, that torch is missing ("PyTorch was not found.
+    Models won't be available…"): advice for users of its models, noise on every `check`,
+    `fix` and `release` of the core install, which needs only its tokenizers and configs.
+    This drops that one record; every other warning of transformers still shows."""
+    return not str(record.msg).startswith(NO_TORCH_ADVICE)
+
+
+# Here, before any module of r1release can import transformers (this runs first).
+logging.getLogger("transformers").addFilter(_not_the_no_torch_advice)
 
 _EXPORTS = {
     "check": "r1release.checker",

@@ -74,3 +74,21 @@ def checkpoint(_built: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]
         return target
 
     return make
+
+
+def _torch_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without torch (the core install: .ci/run's core cell), a release that publishes or
+    runs in CI refuses to skip expected-tensors, so the tests that release to the loopback
+    Hub are skipped, unless marked `core` (they hold without torch, e.g. a dry run)."""
+    if _torch_installed():
+        return
+    needs = pytest.mark.skip(reason="releases to the loopback Hub: expected-tensors needs torch")
+    for item in items:
+        if "hub" in getattr(item, "fixturenames", ()) and not item.get_closest_marker("core"):
+            item.add_marker(needs)

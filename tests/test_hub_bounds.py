@@ -4,9 +4,12 @@ on content that failed verification. The CLI runs in-process against the loopbac
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
+
+from r1release import hub as hub_mod
 
 import reliability
 from helpers import REPO_ID, run_cli, write_release_yaml
@@ -134,3 +137,56 @@ def test_timeouts_and_transport_errors_of_huggingface_hub_1x(monkeypatch):
     assert client.timeout.connect == 10.0
     error = type("ReadTimeout", (Exception,), {"__module__": "httpx._exceptions"})
     assert hub.transient(error("timed out"))
+
+
+def _raised_from(cause: BaseException) -> RuntimeError:
+    try:
+        try:
+            raise cause
+        except BaseException as exc:
+            raise RuntimeError("Error while uploading 'model.safetensors' to the Hub.") from exc
+    except RuntimeError as wrapped:
+        return wrapped
+
+
+def test_an_error_raised_from_a_transient_one_is_transient():
+    """huggingface_hub reports a failed LFS upload as a RuntimeError raised from the real
+    error (tests/test_faults.py's dropped and refused PUTs at huggingface_hub 1.x)."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    dropped = type("RemoteProtocolError", (Exception,), {"__module__": "httpx"})
+    assert hub_mod.transient(_raised_from(dropped("peer closed connection")))
+    assert hub_mod.transient(_raised_from(ConnectionResetError("reset")))
+    assert not hub_mod.transient(_raised_from(OfflineModeIsEnabled("offline")))
+    assert not hub_mod.transient(_raised_from(ValueError("not a transport error")))
+    assert not hub_mod.transient(RuntimeError("Error while uploading 'x' to the Hub."))
+
+
+# ------------------------------------------------------------------ trusted publishing
+
+
+def test_trusted_publishing_is_refused_where_huggingface_hub_cannot_do_it(hub, ws, monkeypatch):
+    """Before 1.19 huggingface_hub has no `_oidc` module and ignores HF_OIDC_RESOURCE: the
+    release would run with whichever token it found, or none. Simulated by hiding the module
+    (at huggingface_hub < 1.19 it is really absent)."""
+    monkeypatch.setitem(sys.modules, "huggingface_hub._oidc", None)
+    result = run_cli(monkeypatch, hub, ws, *RELEASE, token=None, env={"HF_OIDC_RESOURCE": REPO_ID})
+    assert result.returncode == 2
+    line = _error(result)
+    assert "HF_OIDC_RESOURCE is set (trusted publishing), but huggingface_hub" in line
+    assert f"huggingface_hub>={hub_mod.TRUSTED_PUBLISHING_SINCE}" in line
+    assert hub.writes() == []
+
+
+def test_trusted_publishing_is_refused_by_the_library_too(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub._oidc", None)
+    monkeypatch.setenv("HF_OIDC_RESOURCE", REPO_ID)
+    with pytest.raises(hub_mod.PreflightError, match="cannot exchange an OIDC id token"):
+        hub_mod.stored_token()
+    monkeypatch.delenv("HF_OIDC_RESOURCE")
+    hub_mod.require_trusted_publishing()  # nothing asked for, nothing refused
+
+
+def test_the_installed_huggingface_hub_can_do_trusted_publishing():
+    """The lower bound of pyproject.toml (run at that bound by .ci/run's lowest cell)."""
+    assert hub_mod.trusted_publishing_supported()

@@ -625,12 +625,14 @@ class GitHub:
         return JobRun(steps, outputs, summary)
 
     def inputs(self, workflow: dict[str, Any]) -> Strict:
-        """The `inputs` context: workflow_dispatch inputs, typed (booleans stay booleans)."""
+        """The `inputs` context: workflow_dispatch inputs, typed (booleans stay booleans); an
+        input the dispatch leaves out has its declared default, as on GitHub."""
         declared = (triggers(workflow).get("workflow_dispatch") or {}).get("inputs") or {}
         given = self.payload.get("inputs") or {} if self.event_name == "workflow_dispatch" else {}
+        dispatched = self.event_name == "workflow_dispatch"
         out = Strict()
         for name, spec in declared.items():
-            value = given.get(name)
+            value = given.get(name, spec.get("default") if dispatched else None)
             if value is not None and spec.get("type") == "boolean":
                 value = str(value).lower() == "true"
             out[name] = value
@@ -701,6 +703,7 @@ def make_github(
 # ------------------------------------------------------------------------------ release.yml
 
 RELEASE = WORKFLOWS / "release.yml"
+PUBLISH = WORKFLOWS / "publish.yml"
 PLAN_SKIPPED = {"Check out the repository": SKIP_USES, "Install r1release": SKIP_INSTALL}
 PLAN_STEPS = [
     "Model and version of this event",
@@ -1006,7 +1009,8 @@ def test_only_publish_oidc_may_mint_an_id_token():
         assert top in ({}, {"contents": "read"}), path.name
         for job_id, job in workflow["jobs"].items():
             granted = job.get("permissions", top) or {}
-            assert granted.get("id-token") != "write" or (path, job_id) == (RELEASE, "publish-oidc")
+            minting = {(RELEASE, "publish-oidc"), (PUBLISH, "publish")}
+            assert granted.get("id-token") != "write" or (path, job_id) in minting
             if any(str(s.get("uses", "")).startswith("actions/checkout") for s in job["steps"]):
                 assert granted.get("contents") == "read", (path.name, job_id)
 
@@ -1120,14 +1124,17 @@ elif argv[0] == "-c" and "torch" in argv[1]:
     if venv is None:
         found = os.environ.get("STUB_RUNNER_TORCH")
     else:  # installed into the venv, or the runner's through a .pth file
-        found = list((venv / "site-packages").glob("*.pth")) or '"torch"' in log.read_text()
+        found = list((venv / "site-packages").glob("*.pth")) or '"torch==' in log.read_text()
     if not found:
         sys.exit("ModuleNotFoundError: No module named 'torch'")
     print(found)
 else:
     sys.exit(f"stub python3: unexpected {argv}")
 """
-CPU_TORCH = ["install", "--quiet", "torch", "--index-url", "https://download.pytorch.org/whl/cpu"]
+TORCH_PIN = (
+    "torch==" + re.search(r"^torch==(.+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)[1]
+)
+CPU_TORCH = ["install", "--quiet", TORCH_PIN, "--index-url", "https://download.pytorch.org/whl/cpu"]
 
 
 @pytest.mark.parametrize(
@@ -1159,8 +1166,10 @@ def test_composite_action_installs_torch(hub, tmp_path, mode, runner_torch, inst
     assert all(c[0] == "venv" for c in calls if c[1:3] == ["-m", "pip"])
     pips = [c[3:] for c in calls if c[1:3] == ["-m", "pip"]]
     torch = [CPU_TORCH] if installs == "cpu" else []
-    upgrade, project = ["install", "--quiet", "--upgrade", "pip"], ["install", "--quiet", str(ROOT)]
-    assert pips == [upgrade, *torch, project]
+    lock = ["install", "--quiet", "--require-hashes", "--no-deps", "-r"]
+    lock.append(f"{ROOT}/requirements/release.txt")
+    project = ["install", "--quiet", "--no-deps", "--no-build-isolation", str(ROOT)]
+    assert pips == [*torch, lock, project]  # a pinned, hash-checked set, then r1release
     pth = venv / "site-packages" / "r1release-runner-torch.pth"
     if installs == "runner":
         assert pth.read_text() == f"{runner_torch}\n"
@@ -1215,6 +1224,35 @@ def test_train_writes_where_release_yaml_says_and_checks(hub, tmp_path):
     with pytest.raises(AssertionError, match="is inside the checkout"):
         github.run_job(load(WORKFLOWS / "train.yml"), "train")
     assert not log.exists()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize(
+    ("method", "script"), [("grpo", "examples/grpo.py"), ("../evil", None), ("sft;id", None)]
+)
+def test_train_runs_the_script_the_method_input_names(hub, tmp_path, method, script):
+    """`method` picks examples/sft.py or examples/grpo.py; anything else (an API dispatch is
+    not held to the choice) stops before training, as a path is never built from it."""
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    write_release_yaml(workspace, tmp_path / "runs" / "OpenR1-Tiny")
+    stubs, log = tmp_path / "stubs", tmp_path / "accelerate.json"
+    stubs.mkdir()
+    accelerate = stubs / "accelerate"
+    accelerate.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(log)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    accelerate.chmod(0o755)
+    event = dispatch(method=method, recipe="recipes/grpo.yaml", model="OpenR1-Tiny")
+    github = make_github(tmp_path, workspace, hub, event, path=[str(stubs)])
+    if script is None:
+        with pytest.raises(AssertionError, match="method must be sft or grpo"):
+            github.run_job(load(WORKFLOWS / "train.yml"), "train", only={"Train"})
+        assert not log.exists()
+    else:
+        github.run_job(load(WORKFLOWS / "train.yml"), "train", only={"Train"})
+        assert json.loads(log.read_text())[:2] == ["launch", script]
 
 
 # ------------------------------------------------------------------------------ ci.yml
@@ -1289,6 +1327,7 @@ def test_zizmor_finds_nothing():
     [
         ("vendor.github-workflows", sorted(str(p) for p in WORKFLOWS.glob("*.yml"))),
         ("vendor.github-actions", [str(ACTION)]),
+        ("vendor.dependabot", [str(ROOT / ".github" / "dependabot.yml")]),
     ],
 )
 @pytest.mark.e2e
@@ -1298,3 +1337,103 @@ def test_check_jsonschema(schema, files):
         [tool, "--builtin-schema", schema, *files], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# ------------------------------------------------------------------------------ publish.yml
+
+
+def test_publish_builds_then_publishes_with_trusted_publishing():
+    """A package tag (never a model's `v*` / `NAME@v*`), a build job with no credential, and
+    a publish job in the `pypi` environment that alone may mint an id token and runs no code
+    of the repository: download, then pypa/gh-action-pypi-publish with attestations."""
+    workflow = load(PUBLISH)
+    assert triggers(workflow) == {"push": {"tags": ["r1release-v*"]}}
+    assert not GitHub(ROOT, ROOT, *tag_push("v1.2.0"), runner_env={}).triggers(workflow)
+    assert not any(
+        fnmatch.fnmatchcase("r1release-v0.2.0", t) for t in triggers(load(RELEASE))["push"]["tags"]
+    )
+    assert workflow["permissions"] == {}
+    build, publish = workflow["jobs"]["build"], workflow["jobs"]["publish"]
+    assert build["permissions"] == {"contents": "read"} and "environment" not in build
+    assert publish["permissions"] == {"id-token": "write"}
+    assert publish["environment"]["name"] == "pypi" and publish["needs"] == ["build"]
+    uses = [step.get("uses", "").split("@")[0] for step in publish["steps"]]
+    assert uses == ["actions/download-artifact", "pypa/gh-action-pypi-publish"]
+    assert publish["steps"][-1]["with"] == {"attestations": True}
+    script = "\n".join(step.get("run", "") for step in build["steps"])
+    assert "--require-hashes" in script and "--no-isolation" in script
+    assert "twine check --strict" in script
+    setup = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/setup-python"))
+    assert "cache" not in setup["with"]  # what is published is never built from a cache
+
+
+def test_publish_refuses_a_tag_that_is_not_the_version(tmp_path):
+    """The version check of the build job, run: `r1release-v<__version__>` only."""
+    import r1release
+
+    (step,) = (
+        s
+        for s in load(PUBLISH)["jobs"]["build"]["steps"]
+        if s.get("name") == "The tag names the package's version"
+    )
+
+    def run(tag: str) -> subprocess.CompletedProcess[str]:
+        env = {"PATH": os.environ["PATH"], "GITHUB_REF_NAME": tag}
+        return subprocess.run(
+            ["bash", "-c", step["run"]], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+
+    assert run(f"r1release-v{r1release.__version__}").returncode == 0
+    refused = run("r1release-v99.0.0")
+    assert refused.returncode == 1
+    assert f"is not r1release-v{r1release.__version__}" in refused.stdout
+
+
+# ------------------------------------------------------------------------------ ci.yml, locks
+
+
+def test_ci_runs_on_the_default_branch_and_pull_requests_with_a_pip_cache():
+    workflow = load(WORKFLOWS / "ci.yml")
+    assert triggers(workflow) == {"push": {"branches": ["main"]}, "pull_request": {}}
+    for job_id, job in workflow["jobs"].items():
+        setup = next(
+            s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python")
+        )
+        assert setup["with"]["cache"] == "pip", job_id
+        assert "requirements-dev.txt" in setup["with"]["cache-dependency-path"], job_id
+    cells = workflow["jobs"]["packaging"]["steps"][-1]["run"]
+    assert "bash .ci/run lowest core wheel" in cells
+
+
+def test_release_installs_are_pinned_and_hash_checked():
+    """The composite action, release.yml and train.yml install a lock of requirements/, with
+    hashes and without dependencies of their own choosing, then r1release with --no-deps."""
+    scripts = {
+        ACTION: [load(ACTION)["runs"]["steps"]],
+        RELEASE: [job["steps"] for job in load(RELEASE)["jobs"].values()],
+        WORKFLOWS / "train.yml": [
+            job["steps"] for job in load(WORKFLOWS / "train.yml")["jobs"].values()
+        ],
+    }
+    for path, jobs in scripts.items():
+        for steps in jobs:
+            installs = [
+                line.strip()
+                for step in steps
+                for line in step.get("run", "").splitlines()
+                if re.search(r"-m pip install", line)
+            ]
+            for line in installs:
+                assert "--upgrade" not in line, (path.name, line)
+                pinned = "--require-hashes --no-deps -r" in line or '"torch==' in line
+                project = "--no-deps --no-build-isolation" in line
+                assert pinned or project or '"$torch"' in line, (path.name, line)
+            if installs:
+                assert any("--require-hashes" in line for line in installs), path.name
+
+
+def test_dependabot_moves_the_pinned_actions_and_the_python_locks():
+    config = yaml.safe_load((ROOT / ".github" / "dependabot.yml").read_text())
+    ecosystems = {u["package-ecosystem"]: u for u in config["updates"]}
+    assert ecosystems["github-actions"]["directory"] == "/"  # workflows and action.yml
+    assert set(ecosystems["pip"]["directories"]) == {"/", "/requirements"}
