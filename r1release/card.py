@@ -28,7 +28,16 @@ import math
 import os
 import re
 import subprocess
-from collections.abc import ItemsView, Iterator, KeysView, Mapping, Sequence, Sized, ValuesView
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterator,
+    KeysView,
+    Mapping,
+    Sequence,
+    Sized,
+    ValuesView,
+)
 from dataclasses import dataclass
 from types import GeneratorType
 from typing import Any
@@ -41,13 +50,19 @@ from r1release.checkpoint import (
     template_timeout,
     time_limit,
 )
+from r1release.ci import summary_text
 from r1release.config import ModelConfig
 from r1release.errors import FileUnreadable, R1ReleaseError
-from r1release.evals import EvalResult
+from r1release.evals import BENCHMARKS, Benchmark, EvalResult
 
 RESULT_FILES = ("all_results.json", "train_results.json", "eval_results.json")
 NOT_RESULTS = ("_runtime", "_samples_per_second", "_steps_per_second")
 """Suffixes of Trainer metrics that measure the machine, not the model."""
+METRIC_NAME = re.compile(r"[A-Za-z0-9_./@-]{1,64}")
+"""A Trainer metric name the card shows (``train_loss``, ``eval_rewards/chosen``): any other
+key of the untrusted results files is left out, so none can write Markdown into the card."""
+MAX_METRICS = 64
+"""The most ``train_*`` and ``eval_*`` metrics the card lists (by name, each kind)."""
 REASONING_TOKENS = 4096
 """The quick start's least ``max_new_tokens``: an R1-style model thinks for thousands of
 tokens before it answers (open-r1 evaluates with 32768), so 512 or a short
@@ -126,12 +141,21 @@ def training_summary(checkpoint: Checkpoint) -> TrainingSummary:
     step = state.get("global_step")
     epoch = state.get("epoch", metrics.get("epoch"))
     return TrainingSummary(
-        metrics={k: v for k, v in metrics.items() if k.startswith("train_")},
-        eval_metrics={k: v for k, v in metrics.items() if _is_eval_result(k)},
+        metrics=_shown_metrics(metrics, lambda k: k.startswith("train_")),
+        eval_metrics=_shown_metrics(metrics, _is_eval_result),
         global_step=step if _is_count(step) else None,
         epochs=float(epoch) if _is_number(epoch) else None,
         log_history_steps=len(history),
     )
+
+
+def _shown_metrics(
+    metrics: Mapping[str, float | int], kind: Callable[[str], bool]
+) -> dict[str, float | int]:
+    """The metrics of one ``kind`` the card may show: plain names only
+    (:data:`METRIC_NAME`), the first :data:`MAX_METRICS` by name."""
+    names = sorted(k for k in metrics if METRIC_NAME.fullmatch(k) and kind(k))
+    return {k: metrics[k] for k in names[:MAX_METRICS]}
 
 
 def _is_eval_result(key: str) -> bool:
@@ -166,11 +190,14 @@ def _text_or_empty(checkpoint: Checkpoint, name: str) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(float(value))
-    )
+    """A number that is a finite float (an int too large for one, ``10**400`` in an untrusted
+    JSON file, is not: ``float()`` of it raises)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _is_count(value: Any) -> bool:
@@ -302,7 +329,7 @@ def training_method(
         if key in METHODS:
             return METHODS[key]
         tag = key if _METHOD_TAG.fullmatch(key) else ""
-        return Method(model.method.strip(), tag)
+        return Method(_cell(model.method, 64), tag)
     named = re.search(r"^This model was trained with ([A-Za-z][\w -]{0,31}?)[,.]", trl_card, re.M)
     if named:
         for method in METHODS.values():
@@ -315,13 +342,20 @@ def training_method(
     return None
 
 
+# ASCII only and each part bounded: the card copies the URL into a link.
 _TRACKERS = (
-    ("Weights & Biases", re.compile(r"https://wandb\.ai/[\w.-]+/[\w.-]+/runs/[\w-]+")),
+    (
+        "Weights & Biases",
+        re.compile(r"https://wandb\.ai/[\w.-]{1,64}/[\w.-]{1,128}/runs/[\w-]{1,64}", re.A),
+    ),
     (
         "Trackio",
-        re.compile(r"https://[a-z0-9-]+\.hf\.space/?\?project=[\w.%-]+&runs=[\w.%-]+"),
+        re.compile(
+            r"https://[a-z0-9-]{1,63}\.hf\.space/?\?project=[\w.%-]{1,128}&runs=[\w.%-]{1,128}",
+            re.A,
+        ),
     ),
-    ("Comet", re.compile(r"https://www\.comet\.com/[\w.-]+/[\w.-]+/[\w-]+")),
+    ("Comet", re.compile(r"https://www\.comet\.com/[\w.-]{1,64}/[\w.-]{1,128}/[\w-]{1,64}", re.A)),
 )
 
 
@@ -418,8 +452,8 @@ def _arg_text(value: Any) -> str | None:
         return str(value).lower()
     if _is_number(value):
         return _fmt(value)
-    if isinstance(value, str) and re.fullmatch(r"[\w.:-]{1,64}", value):
-        return value
+    if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        return f"`{value}`"  # a code span: an underscore or colon in it is no Markdown
     return None
 
 
@@ -467,19 +501,23 @@ def training_results(summary: TrainingSummary) -> list[list[str]]:
 
 
 def benchmark_rows(evals: Sequence[EvalResult]) -> list[dict[str, str]]:
-    """One table row per result, every cell plain text safe inside a Markdown table."""
+    """One table row per result, every cell plain text safe inside a Markdown table: the
+    results file's strings are escaped (no HTML, link, image or emphasis); the one link is
+    the dataset of a benchmark of r1release's own table (:data:`~r1release.evals.BENCHMARKS`)."""
     rows = []
     for result in evals:
-        name = result.benchmark or result.task
-        if result.dataset_id:
-            name = f"[{_cell(name)}](https://huggingface.co/datasets/{_cell(result.dataset_id)})"
+        known = _known_benchmark(result)
+        if known is not None:
+            name = f"[{known.name}](https://huggingface.co/datasets/{known.dataset_id})"
+        else:
+            name = _cell(result.benchmark or result.task)
         value = _fmt(result.value)
         if result.stderr is not None and _is_number(result.stderr):
             value += f" ± {_fmt(result.stderr)}"
         tool = result.tool + (f" {result.tool_version}" if result.tool_version else "")
         rows.append(
             {
-                "benchmark": name if result.dataset_id else _cell(name),
+                "benchmark": name,
                 "task": _cell(result.task),
                 "metric": _cell(result.metric),
                 "value": value,
@@ -491,15 +529,25 @@ def benchmark_rows(evals: Sequence[EvalResult]) -> list[dict[str, str]]:
     return rows
 
 
+def _known_benchmark(result: EvalResult) -> Benchmark | None:
+    """The row of r1release's benchmark table that ``result`` names (its name and dataset)."""
+    for benchmark in BENCHMARKS:
+        if (benchmark.name, benchmark.dataset_id) == (result.benchmark, result.dataset_id):
+            return benchmark
+    return None
+
+
 def _generation_text(settings: Mapping[str, float | int]) -> str:
-    parts = []
+    """The settings in words; temperature 0 is greedy decoding (top_p then plays no part)."""
+    greedy = _is_number(settings.get("temperature")) and settings["temperature"] == 0
+    parts = ["greedy"] if greedy else []
     for key, text in (
         ("temperature", "temperature {}"),
         ("top_p", "top_p {}"),
         ("max_new_tokens", "{} new tokens max"),
         ("num_samples", "{} samples per prompt"),
     ):
-        if _is_number(settings.get(key)):
+        if _is_number(settings.get(key)) and not (greedy and key in ("temperature", "top_p")):
             value = _fmt(settings[key])
             if key == "num_samples" and value == "1":
                 text = "1 sample per prompt"
@@ -507,10 +555,11 @@ def _generation_text(settings: Mapping[str, float | int]) -> str:
     return ", ".join(parts) or "—"
 
 
-def _cell(text: str) -> str:
-    """``text`` as one Markdown table cell: one line, no column break, bounded."""
-    flat = " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
-    return flat if len(flat) <= 200 else flat[:199] + "…"
+def _cell(text: str, limit: int = 200) -> str:
+    """``text`` as inline Markdown showing just the text, for a table cell or a sentence: one
+    line, bounded, no column break, and its HTML and Markdown characters as entities
+    (:func:`r1release.ci.summary_text`, which the step summary uses too)."""
+    return summary_text(" ".join(str(text).split()), limit)
 
 
 def quick_start_kwargs(generation: Mapping[str, Any]) -> list[list[str]]:
@@ -592,6 +641,9 @@ def card_tags(
     return list(dict.fromkeys(tags))
 
 
+_PEFT_TYPE = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
+
+
 def adapter_data(checkpoint: Checkpoint, model: ModelConfig) -> dict[str, str] | None:
     """What the card says of an adapter checkpoint (None for a full model): its PEFT
     method, and its base model — release.yaml's ``base_model``, else the adapter's
@@ -609,8 +661,8 @@ def adapter_data(checkpoint: Checkpoint, model: ModelConfig) -> dict[str, str] |
     if base is None and isinstance(recorded, str) and recorded:
         is_path = local_path_reason(recorded, checkpoint.root) is not None
         base = None if is_path or HUB_ID.why_invalid(recorded) else recorded
-    peft_type = config.get("peft_type")
-    peft_type = peft_type if isinstance(peft_type, str) else ""
+    peft_type = config.get("peft_type")  # peft's PeftType names: LORA, IA3, ...
+    peft_type = peft_type if isinstance(peft_type, str) and _PEFT_TYPE.fullmatch(peft_type) else ""
     return {
         "base_model": base or "",
         "peft_type": peft_type,
@@ -647,10 +699,10 @@ A text-generation model released with r1release.
 from peft import AutoPeftModelForCausalLM
 from transformers import AutoTokenizer
 
-model = AutoPeftModelForCausalLM.from_pretrained("{{ model_ref }}"\
-{% if release.version %}, revision="{{ release.version }}"{% endif %})
-tokenizer = AutoTokenizer.from_pretrained("{{ model_ref }}"\
-{% if release.version %}, revision="{{ release.version }}"{% endif %})
+model = AutoPeftModelForCausalLM.from_pretrained({{ model_ref }}\
+{% if revision %}, revision={{ revision }}{% endif %})
+tokenizer = AutoTokenizer.from_pretrained({{ model_ref }}\
+{% if revision %}, revision={{ revision }}{% endif %})
 messages = [{"role": "user", "content": {{ prompt }}}]
 inputs = tokenizer.apply_chat_template(
     messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
@@ -663,14 +715,14 @@ print(tokenizer.decode(output[0][inputs["input_ids"].shape[1]:], skip_special_to
 ```
 
 `AutoPeftModelForCausalLM` loads the base model named in `adapter_config.json`, then this \
-adapter on it (`PeftModel.from_pretrained(base, "{{ model_ref }}")` does the same for a base \
+adapter on it (`PeftModel.from_pretrained(base, {{ model_ref }})` does the same for a base \
 you loaded yourself; `merge_and_unload()` folds the adapter into its weights).
 {% else %}
 ```python
 from transformers import pipeline
 
-generator = pipeline("text-generation", model="{{ model_ref }}"\
-{% if release.version %}, revision="{{ release.version }}"{% endif %})
+generator = pipeline("text-generation", model={{ model_ref }}\
+{% if revision %}, revision={{ revision }}{% endif %})
 messages = [{"role": "user", "content": {{ prompt }}}]
 output = generator(
     messages,
@@ -717,7 +769,7 @@ Training run: [{{ label }}]({{ url }})
 {% endfor %}{% endif %}{% if training.results %}
 Training results:
 
-{% for name, value in training.results %}- {{ name }}: {{ value }}
+{% for name, value in training.results %}- `{{ name }}`: {{ value }}
 {% endfor %}{% endif %}{% endif %}
 {%- if release.version or release.git_commit or release.date %}
 ## Release
@@ -761,7 +813,8 @@ def render_card(
 ) -> str:
     """The complete README.md model card for ``model`` at ``checkpoint``.
 
-    ``model_ref`` is what the quick-start snippet loads (default: the Hub repo id);
+    ``model_ref`` is what the quick-start snippet loads (default: the Hub repo id; the
+    template gets it, and the version as ``revision``, as Python string literals);
     ``prompt`` what it asks (default :data:`DEFAULT_PROMPT`; a release passes its first
     ``smoke:`` prompt, :func:`smoke_prompt`).
     ``evals`` are the release's benchmark results, in the order the table shows them.
@@ -784,7 +837,9 @@ def render_card(
         "card_data": card_data(model, card_tags(model, method, adapter), adapter),
         "adapter": adapter,
         "model": _model_data(model),
-        "model_ref": model_ref or model.repo_id,
+        # Python string literals (a local path may hold quotes or backslashes)
+        "model_ref": _python_string(model_ref or model.repo_id),
+        "revision": _python_string(release.version) if release and release.version else None,
         "base_link": _link(model.card_base_model, ""),
         "dataset_link": _link(model.card_dataset_name, "datasets/"),
         # Plain data, and only what is deterministic: no run id or URL reaches a template.

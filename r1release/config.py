@@ -36,6 +36,7 @@ MAX_ALIAS_CHARS = 1024 * 1024
 MAX_NEW_TOKENS = 4096  # smoke.max_new_tokens: the smoke test needs a short answer, not a book
 MAX_PROMPTS = 32
 MAX_PROMPT_CHARS = 4096
+MAX_SECTION_CHARS = 16384  # intended_use, limitations: Markdown the card holds as written
 # Errors one load reports, one line each: enough to fix a file in one go, not a flood.
 MAX_REPORTED_ERRORS = 50
 SeverityName = Literal["error", "warning", "off"]
@@ -381,14 +382,17 @@ class ModelConfig:
         default=None,
         metadata=_doc(
             "Training method named in the card (`sft`, `grpo`, `dpo`, ...); default: what the "
-            "checkpoint records."
+            "checkpoint records.",
+            max_length=64,
         ),
     )
     intended_use: str | None = field(
-        default=None, metadata=_doc("The card's intended-use section (Markdown).")
+        default=None,
+        metadata=_doc("The card's intended-use section (Markdown).", max_length=MAX_SECTION_CHARS),
     )
     limitations: str | None = field(
-        default=None, metadata=_doc("The card's limitations section (Markdown).")
+        default=None,
+        metadata=_doc("The card's limitations section (Markdown).", max_length=MAX_SECTION_CHARS),
     )
     local_paths: Literal["error", "omit"] = field(
         default="error",

@@ -22,6 +22,7 @@ its entries and its nesting are bounded.
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 import math
 import os
@@ -64,6 +65,7 @@ class EvalResult:
     generation: Mapping[str, float | int] = field(default_factory=lambda: MappingProxyType({}))
     task_id: str | None = None  # the task within the Hub dataset (``.eval_results``' task_id)
     date: str | None = None  # when the evaluation ran (ISO 8601), when the file records it
+    leaderboard: bool = False  # the benchmark's primary metric: the one .eval_results holds
 
 
 class EvalResultsError(R1ReleaseError):
@@ -79,12 +81,34 @@ class EvalResultsError(R1ReleaseError):
 
 @dataclass(frozen=True)
 class Benchmark:
-    """A benchmark the Hub knows as a dataset, and the task names the tools give it."""
+    """A benchmark the Hub knows as a dataset, and the task names the tools give it.
+
+    ``primary`` is, per tool, the metric its leaderboard score is (patterns over the tool's
+    metric names, in order of preference): one benchmark has one score on the Hub, and the
+    other metrics of the same run are shown in the card only."""
 
     name: str
     dataset_id: str  # the Hub dataset the results are filed under
     task_id: str  # the task within it (the dataset subset the tools evaluate)
     tasks: frozenset[str]  # tool task names, without lighteval's suite and few-shot count
+    primary: Mapping[str, tuple[str, ...]]
+
+    def primary_metric(self, tool: str, metrics: Iterable[str]) -> str | None:
+        """Which of ``metrics`` (one task's, from one file of ``tool``) is the score."""
+        names = list(metrics)
+        for pattern in self.primary.get(tool, ()):
+            for name in names:
+                if re.fullmatch(pattern, name):
+                    return name
+        return None
+
+
+# lighteval 0.13's pass@1 (metric_utils names a metric ``name:k=1&n=N``, its sample params
+# in the order the task config gives them): the score open-r1 reports.
+_PASS_AT_1 = r"pass@k:(?:k=1(?:&n=\d+)?|n=\d+&k=1)"
+# lm-eval 0.4.13's tasks: aime24, aime25 and hendrycks_math500 score exact_match (no filter:
+# "none"); minerva_math500 also math_verify, the answer checked by math-verify as open-r1 does.
+_LM_EVAL_MATH = (r"math_verify,none", r"exact_match,none")
 
 
 # Dataset ids as the tools' task definitions name them (lighteval 0.13 tasks/aime.py,
@@ -99,18 +123,21 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         "HuggingFaceH4/aime_2024",
         "default",
         frozenset({"aime24", "aime24_avg", "aime24_gpassk"}),
+        {LIGHTEVAL: (_PASS_AT_1,), LM_EVAL: _LM_EVAL_MATH},
     ),
     Benchmark(
         "AIME 2025",
         "yentinglin/aime_2025",
         "default",
         frozenset({"aime25", "aime25_avg", "aime25_gpassk"}),
+        {LIGHTEVAL: (_PASS_AT_1,), LM_EVAL: _LM_EVAL_MATH},
     ),
     Benchmark(
         "MATH-500",
         "HuggingFaceH4/MATH-500",
         "default",
         frozenset({"math_500", "hendrycks_math500", "minerva_math500"}),
+        {LIGHTEVAL: (_PASS_AT_1,), LM_EVAL: _LM_EVAL_MATH},
     ),
     Benchmark(
         "GPQA Diamond",
@@ -126,12 +153,16 @@ BENCHMARKS: tuple[Benchmark, ...] = (
                 "gpqa_diamond_generative_n_shot",
             }
         ),
+        # lm-eval: the generative tasks score exact_match after their answer filters (the
+        # flexible one takes the answer wherever the reasoning puts it), the others acc.
+        {LIGHTEVAL: ("gpqa_" + _PASS_AT_1,), LM_EVAL: ("exact_match,flexible-extract", "acc,none")},
     ),
     Benchmark(
         "LiveCodeBench",
         "livecodebench/code_generation_lite",
         "v4_v5",
         frozenset({"lcb:codegeneration"}),
+        {LIGHTEVAL: (r"codegen_pass@1:\d+",)},  # lighteval's lcb/main.py names its n in it
     ),
 )
 _BY_TASK = {task: b for b in BENCHMARKS for task in b.tasks}
@@ -169,6 +200,7 @@ def resolve_evals(patterns: Sequence[str], base: Path, checkpoint: Path) -> list
     each file once."""
     found: dict[Path, str] = {}
     for pattern in patterns:
+        _check_pattern(pattern)
         matches = _matches(pattern, base) or _matches(pattern, checkpoint)
         if not matches:
             raise EvalResultsError(
@@ -186,9 +218,28 @@ def resolve_evals(patterns: Sequence[str], base: Path, checkpoint: Path) -> list
     return list(found.items())
 
 
+def _check_pattern(pattern: str) -> None:
+    """Refuse a pattern that reaches outside its root: an absolute path or a ``..`` part
+    (``/**/*.json`` would walk the whole filesystem)."""
+    parts = re.split(r"[/\\]", pattern)
+    if os.path.isabs(pattern) or pattern.startswith(("/", "\\")):
+        reason = "is an absolute path"
+    elif ".." in parts:
+        reason = "has a '..' part"
+    else:
+        return
+    raise EvalResultsError(
+        f"release.yaml: evals: {_plain(pattern)!r} {reason}",
+        hint="give a path or glob relative to release.yaml's directory or to the checkpoint",
+    )
+
+
 def _matches(pattern: str, root: Path) -> list[tuple[Path, str]]:
-    names = sorted(glob.glob(pattern, root_dir=root, recursive=True))
-    return [(root / name, name) for name in names if (root / name).is_file()]
+    """The files ``pattern`` matches under ``root``; the glob stops once it has found more
+    than :data:`MAX_FILES` paths (the caller refuses that many)."""
+    names = glob.iglob(pattern, root_dir=root, recursive=True)
+    found = sorted(itertools.islice(names, MAX_FILES + 1))
+    return [(root / name, name) for name in found if (root / name).is_file()]
 
 
 def read_results(path: str | os.PathLike[str], source: str | None = None) -> list[EvalResult]:
@@ -229,6 +280,11 @@ def _load_json(path: Path, shown: str) -> Any:
         raise EvalResultsError(
             f"{shown}:{exc.lineno}: not JSON ({exc.msg})", hint="is it a results JSON?"
         ) from None
+    except ValueError as exc:  # an integer of over 4300 digits, say
+        raise EvalResultsError(
+            f"{shown}: cannot be read as JSON ({_plain(exc, MAX_NOTES)})",
+            hint="is it a results JSON?",
+        ) from None
     except RecursionError:
         raise EvalResultsError(
             f"{shown}: JSON nested too deeply", hint="is it a results JSON?"
@@ -262,9 +318,10 @@ def _lighteval(doc: Mapping[str, Any], source: str, filename: str) -> Iterator[E
             continue
         config = _dict(tasks.get(task))
         max_new = parameters.get("max_new_tokens") or config.get("generation_size")
-        for metric, value in metrics.items():
-            if metric.endswith("_stderr") or not _finite(value):
-                continue
+        scores = [m for m, v in metrics.items() if not m.endswith("_stderr") and _finite(v)]
+        primary = _primary(task, LIGHTEVAL, scores)
+        for metric in scores:
+            value = metrics[metric]
             generation = {
                 "temperature": parameters.get("temperature"),
                 "top_p": parameters.get("top_p"),
@@ -282,7 +339,14 @@ def _lighteval(doc: Mapping[str, Any], source: str, filename: str) -> Iterator[E
                 tool_version=version,
                 generation=generation,
                 date=date,
+                leaderboard=metric == primary,
             )
+
+
+def _primary(task: str, tool: str, metrics: Sequence[str]) -> str | None:
+    """Which of a task's metrics is the leaderboard score of its known benchmark."""
+    known = benchmark_for(task)
+    return known.primary_metric(tool, metrics) if known else None
 
 
 def _lighteval_date(filename: str) -> str | None:
@@ -298,7 +362,8 @@ def _lighteval_samples_per_prompt(metric: str, config: Mapping[str, Any]) -> Any
     found = re.search(r"[:&]n=(\d+)", metric)
     if found:
         return int(found.group(1))
-    for entry in config.get("metrics") or ():
+    entries = config.get("metrics")
+    for entry in entries if isinstance(entries, list) else ():
         if isinstance(entry, dict) and entry.get("metric_name") == metric:
             found = re.search(r"[(,\s]n=(\d+)", str(entry.get("sample_level_fn", ""))[:2000])
             if found:
@@ -314,25 +379,25 @@ def _lm_eval(doc: Mapping[str, Any], source: str) -> Iterator[EvalResult]:
     (``"N/A"`` when not computed); ``alias``, ``name`` and ``sample_len`` describe the task."""
     configs = _dict(doc.get("configs"))
     counts = _dict(doc.get("n-samples"))
-    overrides = _dict(_dict(doc.get("config")).get("gen_kwargs"))
+    overrides = _gen_kwargs(_dict(doc.get("config")).get("gen_kwargs"))
     version = doc.get("lm_eval_version")
     date = _lm_eval_date(doc.get("date"))
     for task, metrics in _entries(_dict(doc.get("results")), source):
         config = _dict(configs.get(task))
-        kwargs = {**_dict(config.get("generation_kwargs")), **overrides}
+        kwargs = {**_gen_kwargs(config.get("generation_kwargs")), **overrides}
         samples = _dict(counts.get(task)).get("effective", metrics.get("sample_len"))
-        generation = {
-            "temperature": kwargs.get("temperature"),
-            "top_p": kwargs.get("top_p"),
-            "max_new_tokens": kwargs.get("max_gen_toks", kwargs.get("max_new_tokens")),
-            "num_samples": config.get("repeats"),
-        }
-        for key, value in metrics.items():
+        generation = {**_lm_eval_sampling(kwargs), "num_samples": config.get("repeats")}
+        scores = [
+            key
+            for key, value in metrics.items()
+            if key not in ("alias", "name", "sample_len")
+            and not key.partition(",")[0].endswith("_stderr")
+            and _finite(value)
+        ]
+        primary = _primary(task, LM_EVAL, scores)
+        for key in scores:
+            value = metrics[key]
             metric, _, filter_name = key.partition(",")
-            if key in ("alias", "name", "sample_len") or metric.endswith("_stderr"):
-                continue
-            if not _finite(value):
-                continue
             stderr_key = f"{metric}_stderr,{filter_name}" if filter_name else f"{metric}_stderr"
             yield _result(
                 task,
@@ -345,7 +410,49 @@ def _lm_eval(doc: Mapping[str, Any], source: str) -> Iterator[EvalResult]:
                 tool_version=version if isinstance(version, str) else None,
                 generation=generation,
                 date=date,
+                leaderboard=key == primary,
             )
+
+
+def _gen_kwargs(value: Any) -> dict[str, Any]:
+    """lm-eval's generation kwargs: a dict, or the command line's ``temperature=0.6,top_p=0.95``
+    parsed as lm-eval parses it (``utils.simple_parse_args_string``)."""
+    if isinstance(value, dict):
+        return value
+    if not isinstance(value, str):
+        return {}
+    pairs = (arg.split("=") for arg in value.strip().split(",") if arg)
+    return {kv[0]: _lm_eval_arg("=".join(kv[1:])) for kv in pairs}
+
+
+def _lm_eval_arg(text: str) -> Any:
+    """One value of an lm-eval argument string, typed as ``utils.handle_arg_string`` types it."""
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    lowered = text.lower()
+    if lowered in ("true", "false", "none"):
+        return {"true": True, "false": False, "none": None}[lowered]
+    try:
+        return int(text) if text.lstrip("+-").isdigit() else float(text)
+    except ValueError:  # not a number, or an integer of over 4300 digits
+        return text
+
+
+def _lm_eval_sampling(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings generation used, as lm-eval's ``models.utils.normalize_gen_kwargs`` sets
+    them: ``do_sample`` false (or unset with temperature 0) is greedy, temperature 0 and no
+    top_p; the token limit is the first of ``max_gen_toks``, ``max_new_tokens``,
+    ``max_tokens``, ``max_completion_tokens``."""
+    limits = ("max_gen_toks", "max_new_tokens", "max_tokens", "max_completion_tokens")
+    max_new = next((kwargs[k] for k in limits if kwargs.get(k) is not None), None)
+    temperature = kwargs.get("temperature", 0.0)
+    do_sample = kwargs.get("do_sample")
+    if do_sample is None:
+        do_sample = _finite(temperature) and temperature > 0
+    if do_sample is False:
+        return {"temperature": 0.0, "top_p": None, "max_new_tokens": max_new}
+    return {"temperature": temperature, "top_p": kwargs.get("top_p"), "max_new_tokens": max_new}
 
 
 def _lm_eval_date(value: Any) -> str | None:
@@ -380,6 +487,7 @@ def _result(
     tool_version: str | None,
     generation: Mapping[str, Any],
     date: str | None,
+    leaderboard: bool,
 ) -> EvalResult:
     """One record with every value checked: text plain and bounded, numbers finite, counts
     positive; what is missing or malformed is left out rather than guessed."""
@@ -403,6 +511,7 @@ def _result(
         generation=MappingProxyType(settings),
         task_id=known.task_id if known else None,
         date=date,
+        leaderboard=leaderboard,
     )
 
 
@@ -412,15 +521,16 @@ def _result(
 
 
 def eval_result_files(results: Iterable[EvalResult]) -> dict[str, bytes]:
-    """``.eval_results/<benchmark>_<metric>.yaml`` (path -> content) for each result of a
-    known benchmark, in huggingface_hub's layout (one entry per file: a benchmark's metrics
-    are separate scores, which the Hub wants in separate files). Deterministic: sorted, and
-    the only date is the one the results file records. Two results for the same benchmark
-    and metric are an error (which one is the release's?)."""
+    """``.eval_results/<benchmark>_<metric>.yaml`` (path -> content) for the leaderboard
+    result of each known benchmark (its primary metric, :attr:`Benchmark.primary`), in
+    huggingface_hub's layout. ``EvalResultEntry`` has no metric field, so the Hub would show
+    each further metric as another score of the benchmark: those stay in the card.
+    Deterministic: sorted, and the only date is the one the results file records. Two
+    results for the same benchmark and metric are an error (which one is the release's?)."""
     from r1release.hub import eval_results_yaml  # hub imports stage, which imports this
 
     known = sorted(
-        (r for r in results if r.dataset_id),
+        (r for r in results if r.dataset_id and r.leaderboard),
         key=lambda r: (r.benchmark or "", r.metric, r.task, r.source),
     )
     files: dict[str, bytes] = {}
@@ -496,7 +606,13 @@ def _dict(value: Any) -> dict[str, Any]:
 
 
 def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A number that is a finite float (an int too large for one is not: it is no score)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _count(value: Any) -> bool:

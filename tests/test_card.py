@@ -79,9 +79,9 @@ def test_card_round_trips_through_huggingface_hub(checkpoint, tmp_path):
         "open-r1/Mixture-of-Thoughts",
         'model="org/OpenR1-Tiny", revision="v1.0.0"',
         "<|im_start|>user",
-        "- train_loss: 1.25\n",
-        "- train_runtime: 10 s\n",
-        "- eval_loss: 0.75\n",
+        "- `train_loss`: 1.25\n",
+        "- `train_runtime`: 10 s\n",
+        "- `eval_loss`: 0.75\n",
         "version: `v1.0.0`",
         "git commit: `" + "a" * 40,
         "date: 2026-11-27 (of the git commit)",
@@ -368,7 +368,7 @@ def test_training_section_has_units_and_no_timing_as_result(checkpoint):
         )
     )
     text = render_card(path, model_config(path))
-    assert "- train_runtime: 14 min 54 s\n" in text and "- eval_loss: 0.75\n" in text
+    assert "- `train_runtime`: 14 min 54 s\n" in text and "- `eval_loss`: 0.75\n" in text
     assert "eval_runtime" not in text and "eval_samples_per_second" not in text
     assert "## Evaluation" not in text  # no benchmark results, so no benchmark table
 
@@ -420,7 +420,7 @@ def test_hyperparameters_from_training_args_json(checkpoint, tmp_path):
     text = render_card(path, model_config(path))
     for row in (
         "| `learning_rate` | 4e-05 |",
-        "| `lr_scheduler_type` | cosine |",
+        "| `lr_scheduler_type` | `cosine` |",
         "| `warmup_steps` | 10 |",
         "| `per_device_train_batch_size` | 4 |",
         "| `gradient_accumulation_steps` | 8 |",
@@ -573,6 +573,7 @@ def test_omitted_local_paths_and_other_license_in_the_card(checkpoint, tmp_path)
         ({"num_samples": 1}, "1 sample per prompt"),
         ({"num_samples": 4, "temperature": 0.6}, "temperature 0.6, 4 samples per prompt"),
         ({}, "—"),
+        ({"temperature": 0.0, "top_p": 0.95, "max_new_tokens": 16}, "greedy, 16 new tokens max"),
     ],
 )
 def test_generation_settings_read_as_english(settings, text):
@@ -617,3 +618,114 @@ def test_chat_template_output_cannot_close_its_fence(checkpoint):
     fence = example.split("text\n")[0]
     assert fence == "`````"
     assert example.split("\n" + fence + "\n")[0].count("# Owned") == 1
+
+
+# --- untrusted input: numbers, names and strings from the checkpoint and release.yaml ------
+
+INJECTED = "\n\n## Injected\n![t](https://evil.example/t.png)"
+
+
+def test_numbers_too_large_for_a_float_are_left_out(checkpoint):
+    """``10**400`` in all_results.json or trainer_state.json is no metric (``float()`` of it
+    raises); an integer of over 4300 digits makes the file unreadable: both are skipped."""
+    path = checkpoint()
+    (path / "all_results.json").write_text(
+        json.dumps({"train_loss": 10**400, "train_runtime": 12.0, "epoch": 10**400})
+    )
+    (path / "train_results.json").write_text('{"train_loss": ' + "9" * 5000 + "}")
+    _state(path, {"learning_rate": 10**400, "train_x": 10**400, "step": 1}, epoch=10**400)
+    (path / "generation_config.json").write_text(
+        json.dumps({"eos_token_id": 151645, "temperature": 10**400, "top_p": 0.9})
+    )
+    text = render_card(path, model_config(path))
+    assert "- `train_runtime`: 12 s\n" in text and "train_loss" not in text
+    assert "train_x" not in text and "epochs" not in text and "peak logged" not in text
+    assert "temperature" not in text and "top_p=0.9," in text
+
+
+def test_metric_names_cannot_write_markdown(checkpoint):
+    path = checkpoint()
+    (path / "all_results.json").write_text(
+        json.dumps({f"train_x{INJECTED}": 1.0, "eval_x<img src=x>": 2.0, "train_loss": 0.5})
+    )
+    _state(path, {f"eval_y{INJECTED}": 3.0, "eval_rewards/chosen": 0.25, "step": 1})
+    text = render_card(path, model_config(path))
+    assert "Injected" not in text and "evil" not in text and "<img" not in text
+    assert "- `train_loss`: 0.5\n" in text and "- `eval_rewards/chosen`: 0.25\n" in text
+    summary = training_summary(Checkpoint(path))
+    assert set(summary.metrics) == {"train_loss"}  # what a custom template gets, too
+    assert set(summary.eval_metrics) == {"eval_rewards/chosen"}
+
+
+def test_the_number_of_metrics_is_bounded(checkpoint):
+    from r1release.card import MAX_METRICS
+
+    path = checkpoint()
+    (path / "all_results.json").write_text(
+        json.dumps({f"train_m{i:05}": 1.0 for i in range(10_000)})
+    )
+    text = render_card(path, model_config(path))
+    assert text.count("- `train_m") == MAX_METRICS and "- `train_m00000`: 1\n" in text
+
+
+def test_hyperparameter_values_and_tracking_links_are_plain_and_bounded(checkpoint):
+    path = checkpoint()
+    (path / "training_args.json").write_text(
+        json.dumps(
+            {
+                "lr_scheduler_type": "_cosine_",
+                "optim": "adamw\n## Injected",
+                "loss_type": "ｄｒ",  # a Unicode lookalike
+            }
+        )
+    )
+    long_run = "https://wandb.ai/o/" + "p" * 10_000 + "/runs/abc"
+    (path / "README.md").write_text(f"[w]({long_run})\n")
+    text = render_card(path, model_config(path))
+    assert "| `lr_scheduler_type` | `_cosine_` |" in text
+    assert "Injected" not in text and "`optim`" not in text and "`loss_type`" not in text
+    assert "Training run" not in text and "ppp" not in text
+
+
+def test_a_method_name_from_release_yaml_stays_one_escaped_phrase(checkpoint):
+    path = checkpoint()
+    text = render_card(path, model_config(path, method=f"My*RL*{INJECTED}"))
+    assert "This model was trained with My&#42;RL&#42; ## Injected !&#91;t&#93;(https&#58;" in text
+    assert "\n## Injected" not in text and "![t]" not in text
+
+
+def test_long_card_sections_in_release_yaml_are_refused(tmp_path):
+    from r1release.config import MAX_SECTION_CHARS, loads
+    from r1release.errors import ConfigError
+
+    head = "models:\n- name: m\n  checkpoint: ckpt\n  repo_id: o/m\n"
+    with pytest.raises(ConfigError) as caught:
+        loads(head + f"  limitations: {'x' * (MAX_SECTION_CHARS + 1)}\n", tmp_path / "r.yaml")
+    assert "limitations" in str(caught.value) and caught.value.line == 5
+    with pytest.raises(ConfigError, match="method"):
+        loads(head + f"  method: {'x' * 65}\n", tmp_path / "r.yaml")
+
+
+def test_quick_start_loads_any_local_path_as_a_python_string(checkpoint):
+    """finalize passes the checkpoint's absolute path: quotes, backslashes and backticks in it
+    stay inside the Python strings of the snippet."""
+    import ast
+
+    path = checkpoint()
+    local = '/data/run "1"\\out`x`'
+    text = render_card(path, model_config(path), ReleaseInfo(version="v1.0.0"), model_ref=local)
+    snippet = text.split("```python\n")[1].split("\n```\n")[0]
+    line = next(x for x in snippet.splitlines() if x.startswith("generator = "))
+    call = ast.parse(line).body[0].value
+    assert ast.literal_eval(call.keywords[0].value) == local
+    assert ast.literal_eval(call.keywords[1].value) == "v1.0.0"
+
+
+def test_an_adapters_peft_type_is_no_markdown(tmp_path):
+    from adapter_factory import write_adapter
+
+    path = write_adapter(tmp_path / "a", peft_type=f"LORA{INJECTED}")
+    text = render_card(path, model_config(path))
+    assert "Injected" not in text and "A PEFT adapter for" in text
+    snippet = text.split("```python\n")[1].split("\n```\n")[0]
+    assert 'from_pretrained("org/OpenR1-Tiny")' in snippet  # no version: no revision

@@ -473,3 +473,41 @@ def test_plain_values_unchanged():
     )
     assert ci.log_line("::error::x") == "\\::error::x"
     assert ci.summary_link("o/m", "javascript:alert(1)") == "o/m"
+
+
+# ------------------------------------------------------------ the card's benchmark table
+
+
+@pytest.mark.parametrize(("case", "value"), HOSTILE, ids=[c for c, _ in HOSTILE])
+def test_benchmark_cells_show_hostile_names_as_text(case, value):
+    """Task, metric and tool version come from a results JSON: in the card's table they show
+    as text (no HTML, link, image, emphasis, column break); a benchmark r1release does not
+    know gets no link, whatever dataset the result names."""
+    from r1release.card import benchmark_rows
+    from r1release.evals import EvalResult
+
+    results = [
+        EvalResult(
+            task=value, metric=value, value=0.5, tool="lighteval", source="r.json",
+            tool_version=value, benchmark=value, dataset_id="evil/x",
+        ),
+        EvalResult(
+            task="aime24", metric=f"[AIME 99%](https://evil){value}", value=0.5,
+            tool="lighteval", source="r.json", benchmark="AIME 2024",
+            dataset_id="HuggingFaceH4/aime_2024",
+        ),
+        EvalResult(
+            task=value, metric="m", value=0.5, tool="lighteval", source="r.json",
+            benchmark="AIME 2024", dataset_id="evil/x",  # a known name, a forged dataset
+        ),
+    ]  # fmt: skip
+    table = ["| a | b | c | d | e | f | g |", "|---|---|---|---|---|---|---|"]
+    for row in benchmark_rows(results):
+        flat = " ".join(row.values())
+        assert "\n" not in flat and "\r" not in flat
+        table.append("| " + " | ".join(row.values()) + " |")
+    check_markdown("\n".join(table))
+    assert "evil/x" not in table[2] + table[4] and "AIME 2024" in table[4]
+    assert "](https://huggingface.co/datasets/HuggingFaceH4/aime_2024)" in table[3]
+    shown = html.unescape(benchmark_rows(results)[1]["metric"].replace("\\|", "|"))
+    assert shown.startswith("[AIME 99%](https://evil)")  # shown as written, not a link

@@ -7,6 +7,9 @@ The fixtures under tests/data/evals/ were written by the tools themselves
 
 from __future__ import annotations
 
+import dataclasses
+import html
+import itertools
 import json
 import os
 import shutil
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from r1release import evals
 from r1release.evals import (
     BENCHMARKS,
     LIGHTEVAL,
@@ -154,6 +158,46 @@ def test_lm_eval_na_stderr_and_command_line_gen_kwargs(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("gen_kwargs", "expected"),
+    [
+        # lm_eval's --gen_kwargs as typed on the command line, recorded as given
+        (
+            "temperature=0.6,top_p=0.95,max_gen_toks=32768,do_sample=True",
+            {"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 32768},
+        ),
+        # the task's max_gen_toks outranks max_new_tokens; a quoted temperature is a string
+        ("max_new_tokens=1024,temperature='0.6'", {"top_p": 0.95, "max_new_tokens": 16}),
+        # greedy: do_sample false wins over the task's temperature and top_p
+        ("do_sample=false", {"temperature": 0.0, "max_new_tokens": 16}),
+        ({"do_sample": False, "temperature": 0.6}, {"temperature": 0.0, "max_new_tokens": 16}),
+        (
+            {"max_tokens": 64, "do_sample": True},
+            {"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 64},
+        ),
+        ("", {"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 16}),
+    ],
+)
+def test_lm_eval_generation_as_lm_eval_used_it(tmp_path, gen_kwargs, expected):
+    def change(doc):
+        doc["config"]["gen_kwargs"] = gen_kwargs
+        if isinstance(gen_kwargs, dict) and "max_tokens" in gen_kwargs:  # no max_gen_toks
+            del doc["configs"]["r1release_tiny_arith"]["generation_kwargs"]["max_gen_toks"]
+
+    result = read_results(edited(tmp_path, LM_EVAL_FILE, change))[0]
+    assert dict(result.generation) == {**expected, "num_samples": 2}
+
+
+def test_lm_eval_unset_do_sample_follows_the_temperature(tmp_path):
+    def change(doc):
+        kwargs = doc["configs"]["r1release_tiny_arith"]["generation_kwargs"]
+        del kwargs["do_sample"]
+        kwargs["temperature"] = 0.0
+
+    result = read_results(edited(tmp_path, LM_EVAL_FILE, change))[0]
+    assert dict(result.generation) == {"temperature": 0.0, "max_new_tokens": 16, "num_samples": 2}
+
+
+@pytest.mark.parametrize(
     ("task", "benchmark"),
     [
         ("lighteval|aime24|0", "AIME 2024"),
@@ -196,7 +240,6 @@ def both() -> list[EvalResult]:
 def test_eval_result_files_load_back_with_huggingface_hub():
     files = eval_result_files(both())
     assert list(files) == [
-        ".eval_results/aime-2024_avg-n-n-1.yaml",
         ".eval_results/aime-2024_pass-k-k-1.yaml",
         ".eval_results/gpqa-diamond_gpqa-pass-k-k-1.yaml",
         ".eval_results/math-500_pass-k-k-1-n-1.yaml",
@@ -220,24 +263,81 @@ def test_eval_result_files_are_deterministic():
 
 
 def test_lm_eval_results_of_a_known_benchmark_are_written(tmp_path):
-    def as_aime(doc):
-        doc["results"] = {"aime25": doc["results"]["r1release_tiny_arith"]}
+    def as_aime(doc):  # lm-eval's aime25 task has no filter list: its filter is "none"
+        task = doc["results"]["r1release_tiny_arith"]
+        task["exact_match,none"] = task.pop("exact_match,strict-match")
+        task["exact_match_stderr,none"] = task.pop("exact_match_stderr,strict-match")
+        doc["results"] = {"aime25": task}
         doc["configs"] = {"aime25": doc["configs"]["r1release_tiny_arith"]}
 
     files = eval_result_files(read_results(edited(tmp_path, LM_EVAL_FILE, as_aime)))
-    assert sorted(files) == [
-        ".eval_results/aime-2025_exact-match-flexible-extract.yaml",
-        ".eval_results/aime-2025_exact-match-strict-match.yaml",
-    ]
-    (entry,) = hub_entries(files[".eval_results/aime-2025_exact-match-strict-match.yaml"])
+    assert sorted(files) == [".eval_results/aime-2025_exact-match-none.yaml"]
+    (entry,) = hub_entries(files[".eval_results/aime-2025_exact-match-none.yaml"])
     assert entry.dataset_id == "yentinglin/aime_2025" and entry.value == 0.0
     assert entry.date == read_results(LM_EVAL_FILE)[0].date
     assert entry.notes.startswith("lm-evaluation-harness 0.4.13, task aime25")
 
 
+def test_one_benchmark_gets_one_leaderboard_score():
+    """lighteval's aime24 scores pass@k and avg@n: ``EvalResultEntry`` has no metric, so only
+    the benchmark's primary metric (pass@1, as open-r1 reports) goes to .eval_results; the
+    other stays a row of the card."""
+    results = by_key(read_results(LIGHTEVAL_FILE, "lighteval.json"))
+    assert results["aime24|0", "pass@k:k=1"].leaderboard
+    assert not results["aime24|0", "avg@n:n=1"].leaderboard
+    assert results["aime24|0", "avg@n:n=1"].dataset_id == "HuggingFaceH4/aime_2024"  # linked
+    files = eval_result_files(results.values())
+    aime = [hub_entries(c)[0] for p, c in files.items() if p.startswith(".eval_results/aime")]
+    assert [(e.dataset_id, e.value) for e in aime] == [("HuggingFaceH4/aime_2024", 0.6)]
+    ids = [(e.dataset_id, e.task_id) for c in files.values() for e in hub_entries(c)]
+    assert len(ids) == len(set(ids)) == 3  # AIME 2024, MATH-500, GPQA Diamond: one each
+
+
+@pytest.mark.parametrize(
+    ("task", "metrics", "primary"),
+    [
+        ("minerva_math500", ["exact_match,none", "math_verify,none"], "math_verify,none"),
+        ("hendrycks_math500", ["exact_match,none"], "exact_match,none"),
+        (
+            "gpqa_diamond_cot_zeroshot",
+            ["exact_match,strict-match", "exact_match,flexible-extract"],
+            "exact_match,flexible-extract",
+        ),
+        ("gpqa_diamond_zeroshot", ["acc,none", "acc_norm,none"], "acc,none"),
+        ("aime24", ["exact_match,strict-match"], None),  # not the task's own metric: card only
+    ],
+)
+def test_lm_eval_primary_metric_per_benchmark(tmp_path, task, metrics, primary):
+    def change(doc):
+        doc["results"] = {task: {m: 0.5 for m in metrics}}
+        doc["configs"] = {task: doc["configs"]["r1release_tiny_arith"]}
+
+    results = read_results(edited(tmp_path, LM_EVAL_FILE, change))
+    assert [r.metric for r in results if r.leaderboard] == ([primary] if primary else [])
+    assert len(eval_result_files(results)) == (1 if primary else 0)
+
+
+@pytest.mark.parametrize(
+    ("metric", "primary"),
+    [
+        ("pass@k:k=1&n=64", True),
+        ("pass@k:n=64&k=1", True),
+        ("pass@k:k=8&n=64", False),
+        ("avg@n:n=64", False),
+        ("math-g-pass@k:k=16&n=48", False),
+    ],
+)
+def test_lighteval_pass_at_1_is_the_primary_metric(tmp_path, metric, primary):
+    def change(doc):
+        doc["results"] = {"lighteval|aime25|0": {metric: 0.5, "avg@n:n=1": 0.25}}
+
+    results = by_key(read_results(edited(tmp_path, LIGHTEVAL_FILE, change)))
+    assert results["lighteval|aime25|0", metric].leaderboard is primary
+
+
 def test_the_same_benchmark_twice_is_an_error():
     results = read_results(LIGHTEVAL_FILE, "a.json") + read_results(LIGHTEVAL_FILE, "b.json")
-    with pytest.raises(EvalResultsError, match=r"b.json: AIME 2024 avg@n:n=1 is also in a.json"):
+    with pytest.raises(EvalResultsError, match=r"b.json: AIME 2024 pass@k:k=1 is also in a.json"):
         eval_result_files(results)
 
 
@@ -252,7 +352,7 @@ def test_hostile_strings_are_one_bounded_line(tmp_path):
         assert "\n" not in text and "\r" not in text and "\u2028" not in text
         assert len(text) <= 120
     assert result.metric.startswith("aime24 ::error file=x::owned xxx") and result.stderr == 0.1
-    (content,) = eval_result_files([result]).values()
+    (content,) = eval_result_files([dataclasses.replace(result, leaderboard=True)]).values()
     assert len(content) < 1000 and b"\n::" not in content
     (entry,) = hub_entries(content)
     assert result.metric in entry.notes and "\n" not in entry.notes
@@ -311,10 +411,34 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
 
 def test_values_that_are_not_finite_numbers_are_left_out(tmp_path):
     def change(doc):
-        doc["results"]["aime24|0"] = {"a": float("nan"), "b": "0.5", "c": True, "d": 0.25}
+        doc["results"]["aime24|0"] = {
+            "a": float("nan"),
+            "b": "0.5",
+            "c": True,
+            "d": 0.25,
+            "d_stderr": 10**400,  # too large for a float: no stderr
+            "e": 10**400,
+        }
+        doc["config_tasks"]["aime24|0"]["metrics"] = 5  # not a list: no sampling count
 
     results = by_key(read_results(edited(tmp_path, LIGHTEVAL_FILE, change)))
     assert [k for k in results if k[0] == "aime24|0"] == [("aime24|0", "d")]
+    assert results["aime24|0", "d"].stderr is None
+
+    def lm_eval(doc):
+        doc["results"]["r1release_tiny_arith"]["exact_match,strict-match"] = 10**400
+        doc["date"] = 10**400
+
+    (result,) = read_results(edited(tmp_path, LM_EVAL_FILE, lm_eval))
+    assert result.metric == "exact_match,flexible-extract" and result.date is None
+
+
+def test_an_integer_too_long_to_read_is_one_line(tmp_path):
+    path = tmp_path / "long.json"
+    path.write_text('{"results": {"aime24": {"acc,none": ' + "9" * 5000 + "}}}")
+    message = one_line_error(path, "evals/long.json")
+    assert message.startswith("evals/long.json: cannot be read as JSON (Exceeds the limit")
+    assert len(message) < 400
 
 
 # --- finding the files -------------------------------------------------------------------
@@ -339,11 +463,39 @@ def test_patterns_resolve_against_release_yaml_then_the_checkpoint(tmp_path):
     assert load_evals([], base, ckpt) == []
 
 
-def test_the_number_of_results_files_is_bounded(tmp_path):
+def test_the_number_of_results_files_is_bounded(tmp_path, monkeypatch):
     for i in range(MAX_FILES + 1):
         (tmp_path / f"results_{i}.json").write_text("{}")
     with pytest.raises(EvalResultsError, match=f"{MAX_FILES + 1} results files"):
         resolve_evals(["results_*.json"], tmp_path, tmp_path)
+
+    def endless(pattern, root_dir, recursive):  # a glob over a huge tree
+        yield from (f"results_{i}.json" for i in itertools.count())
+
+    monkeypatch.setattr(evals.glob, "iglob", endless)
+    with pytest.raises(EvalResultsError, match=f"{MAX_FILES + 1} results files"):
+        resolve_evals(["**/*.json"], tmp_path, tmp_path)  # stops at the limit
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("/**/*.json", "is an absolute path"),
+        ("/etc/passwd", "is an absolute path"),
+        ("../other/results.json", "has a '..' part"),
+        ("evals/../../*.json", "has a '..' part"),
+        ("evals\\..\\x.json", "has a '..' part"),
+    ],
+)
+def test_patterns_outside_the_roots_are_refused(tmp_path, monkeypatch, pattern, reason):
+    def walked(*args, **kwargs):
+        raise AssertionError("globbed")
+
+    monkeypatch.setattr(evals.glob, "iglob", walked)
+    with pytest.raises(EvalResultsError) as caught:
+        resolve_evals([pattern], tmp_path, tmp_path)
+    assert caught.value.message == f"release.yaml: evals: {pattern!r} {reason}"
+    assert caught.value.hint and "\n" not in str(caught.value)
 
 
 # --- a release with evals: ------------------------------------------------------------------
@@ -372,8 +524,10 @@ def test_the_stage_holds_the_eval_results_and_the_card_their_rows(checkpoint, tm
     assert sorted(staged) == sorted(eval_result_files(both()))
     aime = staged[".eval_results/aime-2024_pass-k-k-1.yaml"]
     assert aime.origin == "evals" and hub_entries(aime.content)[0].value == 0.6
-    assert "AIME 2024" in stage.card and "r1release_tiny_arith" in stage.card
-    assert "exact_match,strict-match" in stage.card
+    shown = html.unescape(stage.card)  # the table's cells are escaped text
+    assert "AIME 2024" in shown and "r1release_tiny_arith" in shown
+    assert "| avg@n:n=1 |" in shown  # a metric that is no leaderboard score: card only
+    assert "exact_match,strict-match" in shown
 
 
 @pytest.mark.e2e
@@ -410,7 +564,8 @@ result = {"entries": entries, "card": card.text}
     assert aime["dataset_id"] == "HuggingFaceH4/aime_2024" and aime["value"] == 0.6
     (math500,) = entries[".eval_results/math-500_pass-k-k-1-n-1.yaml"]
     assert math500["dataset_id"] == "HuggingFaceH4/MATH-500" and math500["value"] == 0.75
-    assert "AIME 2024" in loaded["card"] and "r1release_tiny_arith" in loaded["card"]
+    shown = html.unescape(loaded["card"])
+    assert "AIME 2024" in shown and "r1release_tiny_arith" in shown
 
 
 @pytest.mark.e2e
