@@ -13,9 +13,11 @@ safetensors headers.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -386,27 +388,81 @@ def _config_dtype(config_doc: Mapping[str, Any]) -> str | None:
 
 @contextmanager
 def _default_dtype(name: str | None) -> Iterator[None]:
-    """Parameters created in the config's dtype, as from_pretrained creates them."""
+    """Floating-point tensors that model code creates without a dtype come out in the
+    config's dtype, as ``from_pretrained`` creates them (it sets torch's default dtype).
+
+    Not ``torch.set_default_dtype``: that is process-wide, and a checkpoint push builds in a
+    worker thread while the training thread goes on creating tensors. A torch function mode
+    (like ``torch.device("meta")``) holds for the thread that entered it only."""
     import torch
 
     if name is None:
         yield
         return
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(getattr(torch, name))
-    try:
+    with _dtype_mode()(getattr(torch, name)):
         yield
-    finally:
-        torch.set_default_dtype(previous)
+
+
+@functools.cache
+def _dtype_mode() -> type:
+    """The torch function mode behind :func:`_default_dtype` (defined once torch is in)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    constructors = {
+        torch.empty,
+        torch.empty_strided,
+        torch.zeros,
+        torch.ones,
+        torch.full,
+        torch.rand,
+        torch.randn,
+        torch.arange,
+        torch.range,
+        torch.linspace,
+        torch.logspace,
+        torch.eye,
+        torch.scalar_tensor,
+    }
+    from_data = {torch.tensor, torch.as_tensor, torch.asarray}  # a dtype of their own, or not
+
+    class DefaultDtype(TorchFunctionMode):
+        def __init__(self, dtype: Any) -> None:
+            super().__init__()
+            self.dtype = dtype
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            kwargs = kwargs or {}
+            follows = func in constructors or (
+                func in from_data and args and not hasattr(args[0], "dtype")
+            )
+            result = func(*args, **kwargs)
+            if (
+                follows
+                and kwargs.get("dtype") is None
+                and isinstance(result, torch.Tensor)
+                and result.dtype == torch.get_default_dtype()  # not an integer arange
+            ):
+                return func(*args, **{**kwargs, "dtype": self.dtype})
+            return result
+
+    return DefaultDtype
 
 
 @contextmanager
 def _quiet() -> Iterator[None]:
+    """transformers' warnings about odd configs silenced while building, in the main thread
+    only: its verbosity and Python's warning filters are process-wide and not thread-safe,
+    so a build in a worker thread (a checkpoint push while training) leaves them alone and
+    the training thread's own warnings are never swallowed."""
     import logging
     import warnings
 
     from transformers.utils import logging as hf_logging
 
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity(logging.ERROR)
     try:

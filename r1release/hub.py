@@ -13,8 +13,10 @@ kept when it matches a ``push.keep`` pattern (:mod:`fnmatch` globs on the reposi
 where ``*`` and ``**`` both match across ``/``; default ``.eval_results/**``), or when the
 head has a record at all (someone else added it since the last release). On a branch without
 a record (never released to, or released by an r1release before records) the release owns
-the content: everything else is deleted. ``.gitattributes`` (the Hub's LFS rules) is always
-kept. Kept files are not differences: a release of the same files is "already released".
+the content: everything else is deleted. A training checkpoint's branch (``publish(...,
+tag=False)``) is always owned that way, whatever its record says: it holds that checkpoint
+only. ``.gitattributes`` (the Hub's LFS rules) is always kept. Kept files are not
+differences: a release of the same files is "already released".
 
 Every request goes through a :class:`HubBackend`; :class:`HfHubBackend` (huggingface_hub's
 ``HfApi``) is its one real implementation. Other modules get huggingface_hub's card metadata
@@ -29,6 +31,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -205,6 +208,7 @@ class Plan:
     anonymous: bool = False  # no token: a private repository would look missing
     files: dict[str, StagedFile] | None = None  # what is uploaded (.gitattributes merged)
     keep: tuple[str, ...] = DEFAULT_KEEP  # push.keep: a re-plan after a failed commit uses it
+    owned: bool = False  # the release owns the branch: it deletes every file it does not stage
 
     @property
     def needs_commit(self) -> bool:
@@ -504,9 +508,11 @@ def plan_release(
     revision: str = "main",
     access: Access | None = None,
     keep: Sequence[str] = DEFAULT_KEEP,
+    owned: bool = False,
 ) -> Plan:
     """Compare the staged files with the Hub; sends only read (GET) requests. ``keep`` is
-    ``push.keep``: what the release keeps of the files it does not stage (module docstring)."""
+    ``push.keep``: what the release keeps of the files it does not stage (module docstring);
+    with ``owned`` it keeps none of them (``.gitattributes`` aside), whatever the record says."""
     model = stage.model
     refs = _retry("reading the repository's refs", lambda: api.refs(model.repo_id), wrote=False)
     anonymous = access is not None and access.user is None
@@ -520,7 +526,7 @@ def plan_release(
     else:
         tag_files = _remote_files(api, model.repo_id, tag_target) if tag_target else {}
     files = _merged_gitattributes(api, stage, head, head_files)
-    unstaged = _unstaged(api, model.repo_id, head, head_files, files, keep)
+    unstaged = _unstaged(api, model.repo_id, head, head_files, files, keep, owned)
     private = access.private if access is not None and access.private is not None else None
     return Plan(
         repo_id=model.repo_id,
@@ -530,13 +536,15 @@ def plan_release(
         repo_exists=True,
         head=head,
         tag_target=tag_target,
-        tag_matches=tag_target is not None and _same(stage, tag_files, api, tag_target, keep),
-        head_matches=head is not None and _same(stage, head_files, api, head, keep),
+        tag_matches=tag_target is not None
+        and _same(stage, tag_files, api, tag_target, keep, owned),
+        head_matches=head is not None and _same(stage, head_files, api, head, keep, owned),
         actions=_actions(files, head_files, unstaged),
         commit_message=_message(stage),
         anonymous=anonymous,
         files=files,
         keep=tuple(keep),
+        owned=owned,
     )
 
 
@@ -664,7 +672,11 @@ def publish(
 
     A ``revision`` branch that does not exist yet is created from main's head first.
     ``tag=False`` (a training checkpoint pushed to its own branch) makes no tag: the commit
-    is verified as it is, and a branch that already holds the staged files is a no-op.
+    is verified as it is, and a branch that already holds the staged files is a no-op. That
+    branch is the checkpoint's alone: everything else on it is deleted (``.gitattributes``
+    aside), so a branch made from main's head drops main's own files (its
+    ``.eval_results/``, its card's benchmark numbers) instead of keeping them as "not made by
+    r1release".
 
     ``access`` is what :func:`preflight` found (it runs here when not given); ``keep`` is
     ``push.keep`` (files on the Hub it protects, module docstring). In offline mode
@@ -705,7 +717,8 @@ def _publish(
     keep: tuple[str, ...],
     tag: bool = True,
 ) -> PublishResult:
-    plan = plan_release(api, stage, revision=revision, access=access, keep=keep)
+    owned = not tag
+    plan = plan_release(api, stage, revision=revision, access=access, keep=keep, owned=owned)
     if plan.tag_target and not plan.tag_matches and not force:
         raise TagConflict(
             f"{plan.repo_id}: tag {plan.version} already points at {plan.tag_target[:12]}, whose "
@@ -728,11 +741,13 @@ def _publish(
     if not plan.repo_exists:
         say(f"creating {'private' if plan.private else 'public'} repository {plan.repo_id}")
         _call("creating the repository", api.create_repo, plan.repo_id, private=plan.private)
-        plan = plan_release(api, stage, revision=revision, access=access, keep=keep)  # 1st commit
+        plan = plan_release(  # 1st commit
+            api, stage, revision=revision, access=access, keep=keep, owned=owned
+        )
     if plan.head is None and revision != "main":
         say(f"creating branch {revision} from main")
         _call("creating the branch", api.create_branch, plan.repo_id, revision, revision=None)
-        plan = plan_release(api, stage, revision=revision, access=access, keep=keep)
+        plan = plan_release(api, stage, revision=revision, access=access, keep=keep, owned=owned)
     commit, created = plan.head or "", False
     if plan.needs_commit:
         say(
@@ -842,7 +857,9 @@ def _commit_once(api: HubBackend, stage: Stage, plan: Plan, say: Log) -> tuple[s
             )
             return oid, True
         except Exception as exc:
-            current = plan_release(api, stage, revision=plan.revision, keep=plan.keep)
+            current = plan_release(
+                api, stage, revision=plan.revision, keep=plan.keep, owned=plan.owned
+            )
             if current.tag_matches or current.head_matches:
                 say(
                     "the Hub already holds these files (the commit landed, or a concurrent "
@@ -927,13 +944,14 @@ def _same(
     api: HubBackend,
     revision: str,
     keep: Sequence[str],
+    owned: bool = False,
 ) -> bool:
     """``revision`` holds the staged files, and nothing else that this release would delete."""
     if not set(stage.files) <= set(remote):
         return False
     if not all(_matches_at(api, stage, f, remote[p], revision) for p, f in stage.files.items()):
         return False
-    unstaged = _unstaged(api, stage.model.repo_id, revision, remote, stage.files, keep)
+    unstaged = _unstaged(api, stage.model.repo_id, revision, remote, stage.files, keep, owned)
     return None not in unstaged.values()
 
 
@@ -1027,10 +1045,14 @@ def _unstaged(
     remote: Mapping[str, RemoteFile],
     staged: Mapping[str, StagedFile],
     keep: Sequence[str],
+    owned: bool = False,
 ) -> dict[str, str | None]:
     """Each file at ``revision`` that is not staged (``.gitattributes`` aside), sorted: why the
-    release keeps it, or None when it deletes it (the rule is in the module docstring)."""
+    release keeps it, or None when it deletes it (the rule is in the module docstring; on a
+    branch the release ``owned``, every such file is deleted)."""
     paths = sorted(set(remote) - set(staged) - KEEP_ON_HUB)
+    if owned:
+        return dict.fromkeys(paths)
     made = _made(api, repo_id, revision, remote) if paths and revision else None
     return {path: _kept_because(path, keep, made) for path in paths}
 
@@ -1064,7 +1086,7 @@ def _listed(raw: bytes | None) -> frozenset[str] | None:
     """The paths a record lists (stage.py writes it); None when it is not such a record."""
     try:
         entries = json.loads(raw or b"").get("files")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: nested too deep
         return None
     if not isinstance(entries, list) or not all(
         isinstance(e, dict) and isinstance(e.get("path"), str) for e in entries
@@ -1104,24 +1126,35 @@ def _call(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return _retry(what, lambda: fn(*args, **kwargs), wrote=True)
 
 
-_retry_say: list[Log] = []  # where retries are announced (the innermost retry_log)
-_deadline: list[tuple[float, float]] = []  # (monotonic time, seconds given) for the release
+class _PerThread(threading.local):
+    """Where retries are announced and the release's deadline, for each thread apart: a
+    checkpoint push in a worker thread and finalize's or the CLI's release in the main
+    thread never announce through, or stop at, each other's."""
+
+    def __init__(self) -> None:
+        self.say: list[Log] = []  # the innermost retry_log last
+        self.deadline: tuple[float, float] | None = None  # (monotonic time, seconds given)
+
+
+_per_thread = _PerThread()
 
 
 def set_deadline(seconds: float | None) -> None:
-    """Stop the release with a :class:`PublishError` once ``seconds`` have passed (checked
-    before every Hub request and retry wait; each request is bounded by its timeouts)."""
+    """Stop the release this thread makes with a :class:`PublishError` once ``seconds`` have
+    passed (checked before every Hub request and retry wait; each request is bounded by its
+    timeouts)."""
     import time
 
-    _deadline[:] = [] if seconds is None else [(time.monotonic() + seconds, seconds)]
+    _per_thread.deadline = None if seconds is None else (time.monotonic() + seconds, seconds)
 
 
 def check_deadline(what: str) -> None:
     import time
 
-    if _deadline and time.monotonic() > _deadline[0][0]:
+    deadline = _per_thread.deadline
+    if deadline and time.monotonic() > deadline[0]:
         raise PublishError(
-            f"the release's deadline ({_deadline[0][1]:g} s) passed before {what}",
+            f"the release's deadline ({deadline[1]:g} s) passed before {what}",
             hint="no tag was created by this step; run the release again (it completes what "
             "landed), or allow more time with --deadline",
         )
@@ -1129,12 +1162,12 @@ def check_deadline(what: str) -> None:
 
 @contextmanager
 def retry_log(say: Log) -> Iterator[None]:
-    """Announce every retry wait through ``say`` while the block runs."""
-    _retry_say.append(say)
+    """Announce every retry wait in this thread through ``say`` while the block runs."""
+    _per_thread.say.append(say)
     try:
         yield
     finally:
-        _retry_say.pop()
+        _per_thread.say.pop()
 
 
 def _retry_line(what: str, exc: BaseException, wait: float, attempt: int) -> str:
@@ -1152,8 +1185,8 @@ def _retry(what: str, attempt: Callable[[], Any], *, wrote: bool) -> Any:
             if delay is None or not transient(exc):
                 raise _hub_error(what, exc, wrote=wrote) from None
             wait = min(_retry_after(exc) or delay, MAX_RETRY_AFTER)
-            if _retry_say:
-                _retry_say[-1](_retry_line(what, exc, wait, n))
+            if _per_thread.say:
+                _per_thread.say[-1](_retry_line(what, exc, wait, n))
             _sleep(wait)
     raise AssertionError("unreachable")
 

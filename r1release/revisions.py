@@ -9,9 +9,11 @@ training state left out, one verified commit, no tag, never ``main``.
 - Every save is pushed, in order: each has its own branch, and a run evaluated branch by
   branch (as open-r1 does) needs every one of them. A save made while an upload runs waits
   for it; a checkpoint deleted meanwhile (``save_total_limit``) is skipped with a warning.
-- A failed push is logged on the ``r1release`` logger and tried again, once, before the next
-  save is pushed (and once more by :meth:`RevisionPusher.wait`), while its checkpoint still
-  exists; a Hub that stays down costs one attempt per save, never a loop.
+- A failed push is logged on the ``r1release`` logger and tried again once, while its
+  checkpoint still exists: before the next save is pushed, or by :meth:`RevisionPusher.wait`
+  (finalize) when no save came after it. When that retry fails too the push is given up
+  (logged, and listed by :attr:`RevisionPusher.failed`), so a Hub that stays down costs at
+  most two attempts per checkpoint: never a loop, and no backlog that grows with each save.
 - A checkpoint is not a release: missing card metadata (license, datasets, base model) is
   a warning here, never a reason to skip the push; every other error finding blocks it.
 
@@ -69,6 +71,7 @@ Push = Callable[[RevisionJob], str]
 class _Queued:
     job: RevisionJob | None  # None: wait()'s marker, which only triggers the retries
     fresh: bool = True  # a new save, not yet preceded by the retries of what failed
+    last: bool = False  # the retry of a failed push: its last attempt
 
 
 class RevisionPusher:
@@ -82,7 +85,8 @@ class RevisionPusher:
         self._push = push or (lambda job: publish_checkpoint(model, job, keep_visibility))
         self._lock = threading.Lock()
         self._queue: deque[_Queued] = deque()
-        self._failed: list[RevisionJob] = []
+        self._failed: list[RevisionJob] = []  # failed once: retried once, then given up
+        self._given_up: list[RevisionJob] = []  # failed twice: not tried again
         self._worker: threading.Thread | None = None
         self.outcomes: list[RevisionOutcome] = []
 
@@ -93,8 +97,8 @@ class RevisionPusher:
             self._start()
 
     def wait(self, timeout: float) -> bool:
-        """Retry what failed once more, then wait up to ``timeout`` seconds for every queued
-        push; False when some are still running or waiting then."""
+        """Give what failed and is not retried yet its one retry, then wait up to ``timeout``
+        seconds for every queued push; False when some are still running or waiting then."""
         with self._lock:
             self._queue.append(_Queued(None))  # like a save: the failed are retried first
             self._start()
@@ -106,17 +110,18 @@ class RevisionPusher:
 
     @property
     def failed(self) -> tuple[RevisionJob, ...]:
-        """The pushes that failed and are not yet retried."""
+        """The pushes that failed and are not on the Hub, oldest first: those given up after
+        their retry, then those still waiting for it."""
         with self._lock:
-            return tuple(self._failed)
+            return (*self._given_up, *self._failed)
 
     def _retries(self) -> list[_Queued]:
-        """The failed pushes, oldest first, whose checkpoint still exists: each is tried
-        again once before every newer save is pushed (so never in a loop)."""
+        """The pushes that failed once, oldest first, whose checkpoint still exists: each is
+        tried again, a last time, before the next save is pushed."""
         retry = []
         for job in self._failed:
             if job.path.is_dir():
-                retry.append(_Queued(job, fresh=False))
+                retry.append(_Queued(job, fresh=False, last=True))
             else:
                 logger.warning(
                     "r1release: %s is gone (save_total_limit?): branch %s is not pushed again",
@@ -146,13 +151,13 @@ class RevisionPusher:
                     continue
             if item.job is None:
                 continue
-            outcome = self._attempt(item.job)
+            outcome = self._attempt(item.job, last=item.last)
             with self._lock:
                 self.outcomes.append(outcome)
                 if outcome.error is not None and outcome.retry:
-                    self._failed.append(item.job)
+                    (self._given_up if item.last else self._failed).append(item.job)
 
-    def _attempt(self, job: RevisionJob) -> RevisionOutcome:
+    def _attempt(self, job: RevisionJob, *, last: bool) -> RevisionOutcome:
         if not job.path.is_dir():
             logger.warning("r1release: %s is gone before it was pushed to %s", job.path, job.branch)
             return RevisionOutcome(job, error=f"{job.path} is gone", retry=False)
@@ -163,17 +168,19 @@ class RevisionPusher:
         try:
             url = self._push(job)
         except ReleaseBlocked as exc:  # the same bytes fail the same checks: no retry
+            error = _one_line(str(exc))
             logger.error(
-                "r1release: %s is not pushed to branch %s: %s", job.path.name, job.branch, exc
+                "r1release: %s is not pushed to branch %s: %s", job.path.name, job.branch, error
             )
-            return RevisionOutcome(job, error=str(exc), retry=False)
-        except Exception as exc:  # any other failure: logged, retried at the next save
+            return RevisionOutcome(job, error=error, retry=False)
+        except Exception as exc:  # any other failure: logged, retried once
             text = str(exc) if isinstance(exc, R1ReleaseError) else f"{type(exc).__name__}: {exc}"
-            error = " ".join(text.split())[:2000]
+            error = _one_line(text)
             logger.error(
-                "r1release: pushing %s to branch %s failed (retried at the next save): %s",
+                "r1release: pushing %s to branch %s failed (%s): %s",
                 job.path.name,
                 job.branch,
+                "again: given up" if last else "retried once, at the next save or by finalize",
                 error,
             )
             return RevisionOutcome(job, error=error)
@@ -185,6 +192,12 @@ class RevisionPusher:
             url,
         )
         return RevisionOutcome(job, commit_url=url)
+
+
+def _one_line(text: str) -> str:
+    """An error for the log and the caller: one line (a report lists its findings on several),
+    bounded (a Hub reply or a long report can be any size)."""
+    return " ".join(text.split())[:2000]
 
 
 def publish_checkpoint(model: ModelConfig, job: RevisionJob, keep_visibility: bool) -> str:

@@ -169,10 +169,15 @@ _PROBE_CHAT = [
 def _load_fast_tokenizer(root: Path) -> Any:
     # AutoTokenizer imports torch (about 3 s); the fast tokenizer class does not.
     import logging
+    import threading
 
     from transformers import PreTrainedTokenizerFast
     from transformers.utils import logging as hf_logging
 
+    if threading.current_thread() is not threading.main_thread():
+        # transformers' verbosity is process-wide: a checkpoint push loading in a worker
+        # thread leaves it to the training thread (see architecture._quiet)
+        return PreTrainedTokenizerFast.from_pretrained(str(root), local_files_only=True)
     previous = hf_logging.get_verbosity()
     hf_logging.set_verbosity(logging.ERROR)  # class-mismatch notices are noise here
     try:

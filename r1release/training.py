@@ -110,7 +110,7 @@ def finalize(
     # 1. Merge a PEFT adapter into its base when asked; align EOS in memory on every rank,
     # so the saved generation config stops.
     if merge:
-        _merged_for_save(trainer)
+        _merged_for_save(trainer, main)
     _align_generation_eos(trainer.model, tokenizer)
     # 2. Save: collective under DeepSpeed ZeRO-3 / FSDP, so every rank calls it. With
     # push_to_hub set, Trainer.save_model also starts its own asynchronous "Model save" push
@@ -188,17 +188,51 @@ def finalize(
     return FinalizeResult(out, report, fixed, metrics, commit_url, main)
 
 
-def _merged_for_save(trainer: Any) -> None:
+def _merged_for_save(trainer: Any, main: bool) -> None:
     """Replace a ``PeftModel`` on ``trainer`` by its base merged with the adapter
     (``merge_and_unload``), so that ``save_model`` writes a full model. Training is over:
-    the merge is in place, on every rank, and needs the whole model on each (a single
-    process or DDP; under ZeRO-3 or FSDP save the adapter and release with ``merge: true``)."""
+    the merge is in place, on every rank, and needs the whole model in each process (a
+    single process or DDP). Under DeepSpeed or FSDP a rank holds a shard, or the engine saves
+    its own wrapped module's state: refused on every rank, before anything is saved. A model
+    that is no adapter is saved as it is, with a warning: nothing was merged."""
+    peft_model = _peft_model_class()
+    if peft_model is None or not isinstance(trainer.model, peft_model):
+        if main:
+            logger.warning(
+                "r1release: finalize(merge=True): %s, so there is no adapter to merge; "
+                "the model is saved as it is",
+                "peft is not installed"
+                if peft_model is None
+                else f"the model is a {type(trainer.model).__name__}, not a PEFT model",
+            )
+        return
+    sharded = _sharded_by(trainer)
+    if sharded:
+        raise FinalizeError(
+            f"finalize(merge=True) cannot merge the adapter under {sharded}: the merge needs "
+            "the whole model in each process (a single process or DDP)",
+            hint="call finalize() without merge=True to save the adapter, then release it "
+            "with `merge: true` in release.yaml (r1release merges it into the base model)",
+        )
+    trainer.model = trainer.model.merge_and_unload()
+
+
+def _peft_model_class() -> type | None:
+    """peft's ``PeftModel``; None without peft (then no model is one)."""
     try:
         from peft import PeftModel
-    except ImportError:  # no peft: no PeftModel to merge
-        return
-    if isinstance(trainer.model, PeftModel):
-        trainer.model = trainer.model.merge_and_unload()
+    except ImportError:
+        return None
+    return PeftModel
+
+
+def _sharded_by(trainer: Any) -> str | None:
+    """The engine that holds the model across ranks (its name), or None."""
+    if getattr(trainer, "is_fsdp_enabled", False):
+        return "FSDP"
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        return "DeepSpeed"
+    return None
 
 
 def _align_generation_eos(model: Any, tokenizer: Any) -> None:
@@ -261,7 +295,30 @@ def _model_config(
         license=license,
         tags=tuple(tags),
         private=private,
+        method=_training_method(trainer),
     )
+
+
+_TAG = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
+
+
+def _training_method(trainer: Any) -> str | None:
+    """The method the trainer itself names, so the card has TRL's tags and citation even
+    without TRL's README or a log history that shows it (sparse ``logging_steps``): a TRL
+    trainer's ``_tag_names`` (``["trl", "grpo"]``), else a class (or base class) named
+    after a method TRL has (``GRPOTrainer``: grpo); None for a plain ``Trainer``."""
+    from r1release.card import METHODS
+
+    tags = getattr(type(trainer), "_tag_names", None)
+    if isinstance(tags, (list, tuple)):
+        named = [t for t in tags if isinstance(t, str) and t != "trl" and _TAG.fullmatch(t)]
+        if named:
+            return named[0]
+    for cls in type(trainer).__mro__:
+        key = cls.__name__.removesuffix("Trainer").lower()
+        if cls.__name__.endswith("Trainer") and key in METHODS:
+            return key
+    return None
 
 
 def _source(trainer: Any) -> str:
@@ -598,11 +655,14 @@ class R1ReleaseCallback(TrainerCallback):
 
     def _begin(self, args: Any, model: Any) -> None:
         """Stop the Trainer's unchecked pushes; with push_revisions, make the pusher (every
-        rank checks the repository id, so a missing one stops all of them alike)."""
-        from r1release.revisions import stop_unchecked_pushes
+        rank checks the repository id, so a missing one stops all of them alike). A callback
+        given to a second Trainer gets a new pusher when what it publishes changed (output
+        directory, repository, card fields): never one that publishes into the first run's
+        repository; the first one's pushes in flight still finish."""
+        from r1release.revisions import RevisionPusher, stop_unchecked_pushes
 
         stop_unchecked_pushes(args, "R1ReleaseCallback")
-        if not self.push_revisions or self.pusher is not None:
+        if not self.push_revisions:
             return
         repo_id = self.repo_id or getattr(args, "hub_model_id", None)
         if not repo_id:
@@ -610,7 +670,9 @@ class R1ReleaseCallback(TrainerCallback):
                 "R1ReleaseCallback(push_revisions=True) needs a Hub repository",
                 hint="pass repo_id='owner/name' or set hub_model_id in the TrainingArguments",
             )
-        self.pusher = _revision_pusher(self, args, model, repo_id)
+        config, keep_visibility = _revision_config(self, args, model, repo_id)
+        if self.pusher is None or self.pusher.model != config:
+            self.pusher = RevisionPusher(config, keep_visibility=keep_visibility)
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
         if not state.is_world_process_zero:
@@ -652,9 +714,12 @@ def _revision_prefix(revision: str) -> str:
     return revision
 
 
-def _revision_pusher(callback: R1ReleaseCallback, args: Any, model: Any, repo_id: str) -> Any:
+def _revision_config(
+    callback: R1ReleaseCallback, args: Any, model: Any, repo_id: str
+) -> tuple[Any, bool]:
+    """What the checkpoints of this run are published as, and whether the repository's
+    visibility is left as it is (nobody asked for one)."""
     from r1release.config import ModelConfig
-    from r1release.revisions import RevisionPusher
 
     base_model = callback.card["base_model"]
     if base_model is None and model is not None:
@@ -673,7 +738,7 @@ def _revision_pusher(callback: R1ReleaseCallback, args: Any, model: Any, repo_id
         tags=callback.tags,
         private=True if private is None else bool(private),
     )
-    return RevisionPusher(config, keep_visibility=private is None)
+    return config, private is None
 
 
 def _wait_for_revisions(trainer: Any) -> None:

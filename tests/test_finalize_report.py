@@ -11,6 +11,7 @@ import logging
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 import pytest
 
@@ -224,3 +225,109 @@ def test_card_arguments_are_checked_before_the_save(checkpoint, tmp_path, argume
         finalize(_Trainer(checkpoint(FAILING), str(out), push=False), **(RELEASE | arguments))
     assert str(caught.value).startswith(expected) and "\n" not in str(caught.value)
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------ the trainer's method
+
+
+class GRPOTrainer(_Trainer):
+    """Named as TRL's, without its ``_tag_names``, its README or a log history."""
+
+
+class _KTOLike(_Trainer):
+    _tag_names: ClassVar[list[str]] = [
+        "trl",
+        "kto",
+    ]  # as TRL's trainers declare (trl/trainer/kto_trainer.py)
+
+
+def _card_metadata(out: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((out / "README.md").read_text().split("---")[1])
+
+
+@pytest.mark.parametrize(
+    ("trainer_class", "tags", "cites"),
+    [(GRPOTrainer, ["trl", "grpo"], "2402.03300"), (_KTOLike, ["trl", "kto"], "2402.01306")],
+)
+def test_the_card_names_the_trainers_method(checkpoint, tmp_path, trainer_class, tags, cites):
+    from r1release.training import finalize
+
+    out = tmp_path / "out"
+    finalize(
+        trainer_class(checkpoint(FAILING), str(out), push=False),
+        base_model="Qwen/Qwen2.5-0.5B",
+        **RELEASE,
+    )
+    assert set(tags) <= set(_card_metadata(out)["tags"])
+    assert cites in (out / "README.md").read_text()
+
+
+def test_a_plain_trainer_names_no_method(checkpoint, tmp_path):
+    from r1release.training import finalize
+
+    out = tmp_path / "out"
+    finalize(
+        _Trainer(checkpoint(FAILING), str(out), push=False),
+        base_model="Qwen/Qwen2.5-0.5B",
+        **RELEASE,
+    )
+    assert "trl" not in _card_metadata(out)["tags"]
+
+
+# ------------------------------------------------------------------------ merge=True
+
+
+class _Saving(_Trainer):
+    def save_model(self, out: str) -> None:
+        self.saved = True
+        super().save_model(out)
+
+
+def _lora_trainer(source: Path, out: Path, **engine: bool) -> _Saving:
+    from peft import LoraConfig, get_peft_model
+
+    from factory import tiny_qwen2
+
+    trainer = _Saving(source, str(out), push=False)
+    trainer.model = get_peft_model(tiny_qwen2(), LoraConfig(r=2, target_modules=["q_proj"]))
+    for name, value in engine.items():
+        setattr(trainer, name, value)
+    return trainer
+
+
+@pytest.mark.parametrize(
+    ("engine", "named"),
+    [({"is_fsdp_enabled": True}, "FSDP"), ({"is_deepspeed_enabled": True}, "DeepSpeed")],
+)
+def test_merge_under_a_sharding_engine_is_refused_before_the_save(
+    checkpoint, tmp_path, engine, named
+):
+    from r1release.training import FinalizeError, finalize
+
+    pytest.importorskip("peft")
+    out = tmp_path / "out"
+    trainer = _lora_trainer(checkpoint(FAILING), out, **engine)
+    with pytest.raises(FinalizeError) as caught:
+        finalize(trainer, merge=True, base_model="Qwen/Qwen2.5-0.5B", **RELEASE)
+    assert f"cannot merge the adapter under {named}" in str(caught.value)
+    assert "merge: true` in release.yaml" in caught.value.hint
+    assert not getattr(trainer, "saved", False) and not out.exists()
+    assert type(trainer.model).__name__ == "PeftModel"  # not merged
+
+
+def test_merge_of_a_model_that_is_no_adapter_says_so(checkpoint, tmp_path, caplog):
+    from r1release.training import finalize
+
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="r1release"):
+        finalize(
+            _Trainer(checkpoint(FAILING), str(out), push=False),
+            merge=True,
+            base_model="Qwen/Qwen2.5-0.5B",
+            **RELEASE,
+        )
+    [warning] = _lines(caplog, logging.WARNING)
+    assert "finalize(merge=True): the model is a SimpleNamespace, not a PEFT model" in warning
+    assert (out / "config.json").exists()  # saved as it is

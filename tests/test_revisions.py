@@ -139,6 +139,38 @@ def test_a_refused_checkpoint_is_not_retried(tmp_path, caplog):
     assert "the tokenizer has no eos_token" in caplog.text
 
 
+def test_a_push_loading_the_tokenizer_leaves_the_training_threads_logging_alone(
+    checkpoint, monkeypatch
+):
+    """transformers' verbosity is process-wide: a worker thread must not lower it (the
+    training thread's warnings would vanish) nor restore a stale value."""
+    from transformers import PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
+
+    from r1release.tokenizer_view import _load_fast_tokenizer
+
+    path = checkpoint("qwen2.5-7b-instruct")
+    loading, release, loaded = threading.Event(), threading.Event(), []
+    original = PreTrainedTokenizerFast.from_pretrained
+
+    def paused(*args, **kwargs):
+        loading.set()
+        release.wait(20)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(PreTrainedTokenizerFast, "from_pretrained", paused)
+    verbosity = hf_logging.get_verbosity()
+    worker = threading.Thread(target=lambda: loaded.append(_load_fast_tokenizer(path)))
+    worker.start()
+    try:
+        assert loading.wait(30)
+        assert hf_logging.get_verbosity() == verbosity
+    finally:
+        release.set()
+        worker.join(30)
+    assert loaded and hf_logging.get_verbosity() == verbosity
+
+
 @pytest.mark.parametrize(
     ("push", "strategy", "stopped"),
     [
@@ -188,6 +220,35 @@ def test_a_checkpoint_goes_to_its_branch_as_one_commit_without_training_state(
     # the same checkpoint again: nothing to commit
     publish_checkpoint(_model(path), job, keep_visibility=True)
     assert hub.repo(REPO_ID).branches["v00.00-step-000000003"] == head
+
+
+@pytest.mark.slow
+def test_a_checkpoint_branch_drops_mains_own_files(hub, checkpoint, tmp_path, monkeypatch):
+    """A branch made from main's head holds the checkpoint only: not main's benchmark
+    numbers (.eval_results, under push.keep on main) nor other files main's record does not
+    list (kept on main as "not made by r1release")."""
+    import json
+
+    from r1release.stage import RECORD
+
+    patch_client(monkeypatch, hub, tmp_path / ".hf-home", TOKEN)
+    monkeypatch.setenv("R1RELEASE_RETRY_SCALE", "0")
+    hub.add_repo(REPO_ID)
+    record = {"schema_version": 1, "files": [{"path": "README.md", "size": 7, "sha256": "0" * 64}]}
+    foreign = {".eval_results/x.yaml": b"- value: 83.1\n", "USAGE.md": b"by hand\n"}
+    hub.add_commit(
+        REPO_ID, {"README.md": b"release", RECORD: json.dumps(record).encode(), **foreign}
+    )
+    main_files = hub.files(REPO_ID, "main")
+    path = checkpoint("qwen2.5-7b-instruct")
+    job = RevisionJob(5, path, branch_name("v00.00", 5))
+    publish_checkpoint(_model(path), job, keep_visibility=True)
+    files = hub.files(REPO_ID, job.branch)
+    assert not set(foreign) & set(files)
+    assert json.loads(files[RECORD])["files"] != record["files"]  # the checkpoint's own
+    assert hub.files(REPO_ID, "main") == main_files  # main untouched
+    publish_checkpoint(_model(path), job, keep_visibility=True)  # again: nothing to commit
+    assert hub.commit_counts[REPO_ID] == 1
 
 
 @pytest.mark.slow
@@ -298,7 +359,7 @@ def test_training_pushes_each_save_to_its_branch_and_finalize_waits(
     assert result.report.errors == ()
 
 
-def test_a_hub_that_stays_down_costs_one_attempt_per_save(tmp_path, caplog):
+def test_a_hub_that_stays_down_costs_at_most_two_attempts_per_checkpoint(tmp_path, caplog):
     attempts = []
 
     def push(job):
@@ -309,10 +370,41 @@ def test_a_hub_that_stays_down_costs_one_attempt_per_save(tmp_path, caplog):
     with caplog.at_level(logging.ERROR, logger="r1release"):
         pusher.submit(_job(tmp_path, 1))
         pusher.submit(_job(tmp_path, 2))  # queued while 1 may still be running
+        _settle(pusher)
+        assert attempts == [1, 1, 2]  # 1 retried once, at the save of 2
+        pusher.submit(_job(tmp_path, 3))
+        _settle(pusher)
+        assert attempts == [1, 1, 2, 2, 3]  # 1 is not tried a third time
         assert pusher.wait(10)
-    assert attempts.count(1) in (2, 3) and attempts.count(2) == 2
-    assert attempts[-2:] == [1, 2]  # wait() retried both, oldest first
-    assert [j.step for j in pusher.failed] == [1, 2]
+        assert pusher.wait(10)  # finalize waiting twice: 3 still has had one retry only
+    assert attempts == [1, 1, 2, 2, 3, 3]
+    assert [j.step for j in pusher.failed] == [1, 2, 3]
+    assert caplog.text.count("failed (again: given up)") == 3
+    assert caplog.text.count("failed (retried once, at the next save or by finalize)") == 3
+
+
+def test_a_refused_checkpoints_report_is_logged_on_one_bounded_line(tmp_path, caplog):
+    from r1release.findings import Finding, Report, Severity
+    from r1release.stage import ReleaseBlocked
+
+    long = "x" * 3000
+    findings = [
+        Finding("R999", "tokenizer", Severity.ERROR, f"line one\nline two {long}"),
+        Finding("R998", "shard-index", Severity.ERROR, "missing\nshard"),
+    ]
+
+    def push(job):
+        raise ReleaseBlocked(Report(str(job.path), tuple(findings)))
+
+    pusher = RevisionPusher(_model(tmp_path), keep_visibility=True, push=push)
+    with caplog.at_level(logging.ERROR, logger="r1release"):
+        pusher.submit(_job(tmp_path, 1))
+        assert pusher.wait(10)
+    [record] = [r for r in caplog.records if "is not pushed" in r.getMessage()]
+    line = record.getMessage()
+    assert "\n" not in line and "line one line two x" in line and len(line) < 2200
+    [outcome] = pusher.outcomes
+    assert outcome.error is not None and "\n" not in outcome.error
 
 
 @pytest.mark.slow
@@ -339,6 +431,26 @@ def test_push_revisions_needs_a_repository(tmp_path):
     with pytest.raises(FinalizeError, match="needs a Hub repository") as caught:
         R1ReleaseCallback(push_revisions=True).on_init_end(args, None, None)
     assert "hub_model_id" in caught.value.hint
+
+
+@pytest.mark.slow
+def test_a_callback_reused_by_a_second_trainer_publishes_that_run(tmp_path):
+    from r1release.training import R1ReleaseCallback
+
+    def args(run: str, repo_id: str) -> SimpleNamespace:
+        return SimpleNamespace(output_dir=str(tmp_path / run), hub_model_id=repo_id)
+
+    callback = R1ReleaseCallback(push_revisions=True)
+    callback.on_init_end(args("first", "org/first"), None, None)
+    first = callback.pusher
+    callback.on_train_begin(args("first", "org/first"), None, None)
+    assert callback.pusher is first  # the same run: the same pusher
+    for run, repo_id in (("second", "org/first"), ("second", "org/second")):
+        callback.on_init_end(args(run, repo_id), None, None)
+        assert callback.pusher is not first
+        assert callback.pusher.model.checkpoint == tmp_path / run
+        assert callback.pusher.model.repo_id == repo_id
+        first = callback.pusher
 
 
 @pytest.mark.slow

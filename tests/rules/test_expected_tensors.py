@@ -345,3 +345,114 @@ def test_registered_runs_in_deep_checks(checkpoint):
     assert "expected-tensors" in report.rules_run
     [finding] = report.by_rule("expected-tensors")
     assert "empty (0 elements)" in finding.message
+
+
+# ------------------------------------------------------------ in a worker thread (revision pushes)
+
+
+def test_a_build_in_another_thread_leaves_the_training_threads_torch_and_logging_alone(
+    monkeypatch,
+):
+    """A checkpoint push builds the layout in a worker thread while training goes on: the
+    bf16 default is that thread's alone, and transformers' verbosity and Python's warning
+    filters (process-wide) are not touched from there."""
+    import threading
+    import warnings
+
+    from transformers import AutoConfig, Qwen2ForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    config = AutoConfig.for_model(
+        "qwen2",
+        vocab_size=100,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+    ).to_dict()
+    config.update(architectures=["Qwen2ForCausalLM"], dtype="bfloat16")
+    building, release, inside, result = threading.Event(), threading.Event(), [], []
+    original = Qwen2ForCausalLM.__init__
+
+    def paused(self, *args, **kwargs):
+        inside.append(torch.empty(2).dtype)
+        building.set()
+        release.wait(20)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Qwen2ForCausalLM, "__init__", paused)
+    verbosity, filters = hf_logging.get_verbosity(), list(warnings.filters)
+    worker = threading.Thread(
+        target=lambda: result.append(expected_tensors.expected_tensors(config))
+    )
+    worker.start()
+    try:
+        assert building.wait(60)
+        # meanwhile, in the training thread
+        assert torch.get_default_dtype() == torch.float32
+        made = torch.empty(2)
+        assert made.dtype == torch.float32 and made.device.type == "cpu"
+        assert hf_logging.get_verbosity() == verbosity
+        assert warnings.filters == filters
+    finally:
+        release.set()
+        worker.join(60)
+    assert inside == [torch.bfloat16]  # the build itself does see the config's dtype
+    [expected] = result
+    assert {t.dtype for t in expected.tensors.values()} == {"BF16"}
+    assert torch.get_default_dtype() == torch.float32
+
+
+@pytest.mark.parametrize(
+    ("model_type", "sizes"),
+    [
+        ("llama", {}),
+        ("qwen3_moe", {"moe_intermediate_size": 8, "num_experts": 4, "num_experts_per_tok": 2}),
+        (  # e_score_correction_bias is created in float32 whatever the default dtype
+            "deepseek_v3",
+            {
+                "moe_intermediate_size": 8,
+                "n_routed_experts": 4,
+                "num_experts_per_tok": 2,
+                "num_hidden_layers": 2,
+                "first_k_dense_replace": 1,
+                "num_key_value_heads": 2,
+                "q_lora_rank": 8,
+                "kv_lora_rank": 8,
+                "qk_rope_head_dim": 4,
+                "qk_nope_head_dim": 4,
+                "v_head_dim": 4,
+                "n_group": 1,
+                "topk_group": 1,
+            },
+        ),
+    ],
+)
+def test_dtypes_are_those_of_a_build_under_the_default_dtype(model_type, sizes):
+    """The thread-local dtype yields what transformers' own process-wide default gives."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.modeling_utils import local_torch_dtype
+
+    from r1release.architecture import _ST_DTYPES, _saved_layout
+
+    kwargs = {
+        "vocab_size": 100,
+        "hidden_size": 16,
+        "intermediate_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "head_dim": 8,
+        **sizes,
+    }
+    config = AutoConfig.for_model(model_type, **kwargs)
+    model_class = AutoModelForCausalLM._model_mapping[type(config)]
+    doc = {**config.to_dict(), "architectures": [model_class.__name__], "dtype": "bfloat16"}
+    with torch.device("meta"), local_torch_dtype(torch.bfloat16):
+        model = model_class(config)
+    state = _saved_layout(model, {k: v.detach() for k, v in model.state_dict().items()})
+    reference = {k: _ST_DTYPES[str(v.dtype).removeprefix("torch.")] for k, v in state.items()}
+    built = expected_tensors.expected_tensors(doc)
+    assert {k: t.dtype for k, t in built.tensors.items()} == reference
+    assert len(set(reference.values())) == (2 if model_type == "deepseek_v3" else 1)
