@@ -67,16 +67,12 @@ def skipped_rules(
     return tuple(skipped)
 
 
-def inapplicable_rules(
-    rules: list[ActiveRule], checkpoint: Checkpoint, skipped: set[str]
-) -> tuple[SkippedRule, ...]:
-    """The rules of ``rules`` (less those in ``skipped``) that do not apply to
-    ``checkpoint``, each with its reason: an adapter has no full weights to check, and its
-    generation settings may live in the base model."""
+def inapplicable_rules(rules: list[ActiveRule], checkpoint: Checkpoint) -> tuple[SkippedRule, ...]:
+    """The rules of ``rules`` that do not apply to ``checkpoint``, each with its reason: an
+    adapter has no full weights to check, and its generation settings may live in the base
+    model."""
     found = []
     for active in rules:
-        if active.rule.name in skipped:
-            continue
         reason = not_applicable(active.rule, checkpoint)
         if reason is not None:
             rule = active.rule
@@ -151,9 +147,12 @@ def check(
         scan = scan_checkpoint(
             checkpoint, workers=workers, progress=progress, skip=skip, cache=cache
         )
-    # decided once, here: the rules that run are exactly the ones the report says ran
-    skipped = skipped_rules(rules, deep=scan is not None, card=card is not None, smoke=smoke)
-    skipped += inapplicable_rules(rules, checkpoint, {s.rule for s in skipped})
+    # decided once, here: the rules that run are exactly the ones the report says ran. What
+    # does not apply to this checkpoint comes first: expected-tensors on an adapter says so,
+    # not "needs torch", which installing torch would not change.
+    skipped = inapplicable_rules(rules, checkpoint)
+    applicable = [a for a in rules if a.rule.name not in {s.rule for s in skipped}]
+    skipped += skipped_rules(applicable, deep=scan is not None, card=card is not None, smoke=smoke)
     order = {a.rule.name: i for i, a in enumerate(rules)}
     skipped = tuple(sorted(skipped, key=lambda s: order[s.rule]))  # in registry order
     not_run = {s.rule for s in skipped}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -39,9 +40,18 @@ def test_adapter_config_makes_an_adapter(tmp_path, checkpoint):
     assert Checkpoint(checkpoint()).kind == "model"
 
 
-def test_an_adapter_checks_clean_and_says_what_it_skipped(tmp_path):
+@pytest.fixture(params=["torch", "no torch"])
+def torch_or_not(request, monkeypatch):
+    """Both installs: with torch, and the core one without it (``import torch`` fails and
+    find_spec finds nothing, as tests/test_skipped_rules.py hides it)."""
+    if request.param == "no torch":
+        monkeypatch.setitem(sys.modules, "torch", None)
+
+
+def test_an_adapter_checks_clean_and_says_what_it_skipped(tmp_path, torch_or_not):
     """Before: json-files' "config.json is missing", eos-alignment and chat-template-stop
-    errors, and a generation-config warning, on a save peft and TRL make every LoRA run."""
+    errors, and a generation-config warning, on a save peft and TRL make every LoRA run.
+    Without torch, expected-tensors still says why it does not apply, not "needs torch"."""
     report = check(write_adapter(tmp_path / "a"), deep=True)
     assert report.findings == ()
     assert {"adapter-config", "adapter-tensors", "tokenizer", "finite-weights"} <= set(
@@ -157,6 +167,160 @@ def test_a_local_base_path_is_released_as_the_hub_base(tmp_path):
     hub_id = write_adapter(tmp_path / "b")  # a Hub id is uploaded as it is
     model = model_config(hub_id, base_model=BASE, dataset_name="org/chats", license="apache-2.0")
     assert build_stage(model, "v1.0.0").files["adapter_config.json"].origin == "checkpoint"
+
+
+# ------------------------------------------------------------------ the merge cache
+
+
+@pytest.fixture
+def local_base(tmp_path, checkpoint, monkeypatch) -> Path:
+    """A full tiny model as the adapter's base, in a local directory; the cache is the
+    test's own."""
+    monkeypatch.setenv("R1RELEASE_CACHE_DIR", str(tmp_path / "cache"))
+    return checkpoint()
+
+
+def fake_merge(monkeypatch, effect=None) -> list[Path]:
+    """peft and transformers replaced by modules whose merge writes ``model.safetensors``
+    (or runs ``effect(out)`` first): the cache's own logic, without torch. Returns the
+    directories merged into."""
+    merged: list[Path] = []
+
+    class Model:
+        def merge_and_unload(self):
+            return self
+
+        def save_pretrained(self, out):
+            if effect is not None:
+                effect(Path(out))
+            (Path(out) / "model.safetensors").write_bytes(b"merged")
+            merged.append(Path(out))
+
+    auto = SimpleNamespace(from_pretrained=lambda *a, **k: Model())
+    peft_model = SimpleNamespace(from_pretrained=lambda *a, **k: Model())
+    monkeypatch.setitem(sys.modules, "peft", SimpleNamespace(PeftModel=peft_model))
+    monkeypatch.setitem(sys.modules, "transformers", SimpleNamespace(AutoModelForCausalLM=auto))
+    return merged
+
+
+def test_a_merge_another_release_completed_meanwhile_is_used_not_removed(
+    tmp_path, local_base, monkeypatch
+):
+    """Before: the other release's finished merge was rmtree'd under it while it uploaded."""
+    from r1release.adapters import merge_adapter
+
+    adapter = Checkpoint(write_adapter(tmp_path / "a", base_model_name_or_path=str(local_base)))
+    fake_merge(monkeypatch)
+    target = merge_adapter(adapter)  # where the merge goes: its key
+    shutil.rmtree(target)
+
+    def other_release_finishes(out: Path) -> None:
+        target.mkdir()
+        (target / "model.safetensors").write_bytes(b"the other release's, uploading")
+        (target / ".r1release-merged").write_text("{}\n")
+
+    fake_merge(monkeypatch, other_release_finishes)
+    assert merge_adapter(adapter) == target
+    assert (target / "model.safetensors").read_bytes() == b"the other release's, uploading"
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # ours is cleaned up
+
+
+def test_a_target_without_its_marker_is_replaced(tmp_path, local_base, monkeypatch):
+    from r1release.adapters import merge_adapter
+
+    adapter = Checkpoint(write_adapter(tmp_path / "a", base_model_name_or_path=str(local_base)))
+    merged = fake_merge(monkeypatch)
+    target = merge_adapter(adapter)
+    (target / ".r1release-merged").unlink()  # cut short: never reused
+    assert merge_adapter(adapter) == target and len(merged) == 2
+    assert (target / ".r1release-merged").is_file()
+    assert sorted(p.name for p in target.parent.iterdir()) == [target.name]
+
+
+def test_the_merge_key_follows_contents_not_paths(tmp_path, local_base, monkeypatch):
+    """Before: the base's path alone: an edited config.json, or other weights in the same
+    directory, reused the old merge."""
+    import os
+
+    from r1release.adapters import merge_adapter
+
+    path = write_adapter(tmp_path / "a", base_model_name_or_path=str(local_base))
+    merged = fake_merge(monkeypatch)
+    first = merge_adapter(Checkpoint(path))
+    assert merge_adapter(Checkpoint(path)) == first and len(merged) == 1  # reused
+    config = json.loads((local_base / "config.json").read_text())
+    (local_base / "config.json").write_text(json.dumps(config | {"rope_theta": 1.0}))
+    second = merge_adapter(Checkpoint(path))
+    assert second != first
+    weights = next(local_base.glob("*.safetensors"))
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    third = merge_adapter(Checkpoint(path))
+    assert third not in (first, second)
+    weights_file = path / "adapter_model.safetensors"
+    stat = weights_file.stat()
+    data = bytearray(weights_file.read_bytes())
+    data[-1] ^= 1  # same size, same mtime: only the contents tell
+    weights_file.write_bytes(bytes(data))
+    os.utime(weights_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert merge_adapter(Checkpoint(path)) not in (first, second, third)
+    assert len(merged) == 4
+
+
+def test_merge_without_peft_is_one_error(tmp_path, local_base, monkeypatch):
+    from r1release.adapters import MergeUnavailable, merge_adapter
+
+    adapter = Checkpoint(write_adapter(tmp_path / "a", base_model_name_or_path=str(local_base)))
+    monkeypatch.setitem(sys.modules, "peft", None)
+    with pytest.raises(MergeUnavailable) as caught:
+        merge_adapter(adapter)
+    assert str(caught.value).startswith(f"{adapter.root}/adapter_config.json: merge: true needs")
+    assert "peft is not installed" in str(caught.value)
+    assert "pip install 'r1release[train]'" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("error", "hint"),
+    [
+        (MemoryError(), "memory for the whole base model"),
+        (RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB"), "memory for the whole"),
+        (KeyError("base_model.model.x\n" * 500), "check that base_model_name_or_path names"),
+    ],
+)
+def test_a_failed_merge_is_one_error(tmp_path, local_base, monkeypatch, error, hint):
+    from r1release.adapters import MergeFailed, merge_adapter
+    from r1release.cache import cache_dir
+
+    adapter = Checkpoint(write_adapter(tmp_path / "a", base_model_name_or_path=str(local_base)))
+    fake_merge(monkeypatch)
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(sys.modules["transformers"].AutoModelForCausalLM, "from_pretrained", fails)
+    with pytest.raises(MergeFailed) as caught:
+        merge_adapter(adapter)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 1000, message
+    assert message.startswith(f"{adapter.root}/adapter_config.json: merging the adapter into")
+    assert f": {type(error).__name__}" in message
+    assert hint in caught.value.hint and caught.value.hint.endswith(
+        "set merge: false to release the adapter itself"
+    )
+    assert not list((cache_dir() / "merged").iterdir())  # the work directory is gone
+
+
+def test_a_failed_save_into_the_cache_is_one_error(tmp_path, local_base, monkeypatch):
+    from r1release.adapters import MergeFailed, merge_adapter
+
+    def disk_full(out: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    adapter = Checkpoint(write_adapter(tmp_path / "a", base_model_name_or_path=str(local_base)))
+    fake_merge(monkeypatch, disk_full)
+    with pytest.raises(MergeFailed, match=r"OSError: .*No space left") as caught:
+        merge_adapter(adapter)
+    assert "check the free space and permissions of" in caught.value.hint
 
 
 # ------------------------------------------------------------------ a real LoRA run (slow)

@@ -1,14 +1,22 @@
 """A release deletes only what r1release made: files on the Hub that it does not stage are
 kept when someone else put them there (push.keep, or added after the last release), and
 deleted when a previous release made them. The CLI runs in-process against the loopback Hub
-(tests/hubserver.py) with the real huggingface_hub client."""
+(tests/hubserver.py) with the real huggingface_hub client.
+
+What is kept is decided by the file lists alone, so these tests need neither torch nor git:
+expected-tensors (the deep check that builds the model on the meta device) is off, the release
+has no git commit, and :func:`_no_torch_no_git` holds them to it — they run in the default
+selection and in the core cell (marked ``core``), without torch."""
 
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 
+from r1release import card
+from r1release.card import ReleaseInfo
 from r1release.config import load
 from r1release.hub import VerificationMismatch, make_api, verify
 from r1release.stage import RECORD, build_stage
@@ -18,13 +26,38 @@ from hubserver import patch_client
 
 OTHERS = ".eval_results/other.yaml"  # what the owner or the Hub's tooling added
 OTHERS_YAML = b"- dataset:\n    id: cais/hle\n    task_id: default\n  value: 20.9\n"
+NO_TORCH = "{expected-tensors: off}"  # release.yaml's checks: the one rule that needs torch
+
+pytestmark = pytest.mark.core
+
+
+@pytest.fixture(autouse=True)
+def _no_torch_no_git(monkeypatch):
+    """No `git` process (a release outside GitHub Actions asks git for its commit: here it
+    has none) and, where torch was not loaded before the test, none loaded by it."""
+    loaded = "torch" in sys.modules
+    monkeypatch.setattr(card, "_git", lambda args: None)
+    yield
+    assert loaded or "torch" not in sys.modules, "the test imported torch"
 
 
 @pytest.fixture
 def ckpt(checkpoint, tmp_path):
     path = checkpoint("qwen2.5-base-after-chatml-sft")
-    write_release_yaml(tmp_path, path)
+    write_release_yaml(tmp_path, path, checks=NO_TORCH)
     return path
+
+
+def _stage(tmp_path, version: str):
+    """The stage a release of ``version`` builds, with release.yaml's checks."""
+    config = load(tmp_path / "release.yaml")
+    return build_stage(
+        config.models[0],
+        version,
+        release=ReleaseInfo(version=version),
+        settings=config.rule_settings(),
+        config_path=config.path,
+    )
 
 
 def _release(monkeypatch, hub, tmp_path, version: str, *extra: str):
@@ -46,7 +79,7 @@ def _pre_existing(hub, files: dict[str, bytes]) -> None:
 
 
 def test_the_record_lists_what_the_release_made(ckpt, tmp_path):
-    stage = build_stage(load(tmp_path / "release.yaml").models[0], "v1.0.0")
+    stage = _stage(tmp_path, "v1.0.0")
     record = json.loads(stage.files[RECORD].content)
     assert record == {
         "schema_version": 1,
@@ -58,7 +91,7 @@ def test_the_record_lists_what_the_release_made(ckpt, tmp_path):
     }
     assert {"README.md", "config.json"} <= {f["path"] for f in record["files"]}
     assert b"v1.0.0" not in stage.files[RECORD].content  # no version, clock or commit
-    again = build_stage(load(tmp_path / "release.yaml").models[0], "v1.0.0")
+    again = _stage(tmp_path, "v1.0.0")
     assert again.files[RECORD].content == stage.files[RECORD].content
 
 
@@ -122,7 +155,7 @@ def test_a_first_release_deletes_stray_files_push_keep_does_not_protect(
 
 
 def test_push_keep_in_release_yaml_replaces_the_default(hub, ckpt, tmp_path, monkeypatch):
-    write_release_yaml(tmp_path, ckpt, push='{keep: ["docs/**"]}')
+    write_release_yaml(tmp_path, ckpt, push='{keep: ["docs/**"]}', checks=NO_TORCH)
     _pre_existing(hub, {"docs/serving/vllm.md": b"vllm serve\n", OTHERS: OTHERS_YAML})
     _release(monkeypatch, hub, tmp_path, "v1.0.0")
     files = hub.files(REPO_ID, "v1.0.0")
@@ -154,7 +187,7 @@ def test_kept_files_added_after_a_commit_do_not_need_another(hub, ckpt, tmp_path
 def test_verify_accepts_the_kept_files_and_nothing_else(hub, ckpt, tmp_path, monkeypatch):
     _pre_existing(hub, {OTHERS: OTHERS_YAML})
     _release(monkeypatch, hub, tmp_path, "v1.0.0")
-    stage = build_stage(load(tmp_path / "release.yaml").models[0], "v1.0.0")
+    stage = _stage(tmp_path, "v1.0.0")
     patch_client(monkeypatch, hub, tmp_path / ".hf-home", TOKEN)
     api = make_api(TOKEN)
     verify(api, stage, "v1.0.0", kept=frozenset({OTHERS}))

@@ -7,13 +7,16 @@ card's ``base_model``, so the release's ``base_model`` (release.yaml) and the ad
 name the same model.
 
 Fails: ``peft_type`` missing or not one of peft 0.21's ``PeftType`` values (``"LORRA"``);
-``base_model_name_or_path`` missing or empty; ``base_model: Qwen/Qwen2.5-7B`` in release.yaml
+``peft_type: ["LORA"]`` (not a string); ``base_model_name_or_path`` missing or empty;
+``base_model: Qwen/Qwen2.5-7B`` in release.yaml
 for an adapter trained on ``Qwen/Qwen2.5-0.5B`` (compared when the card is rendered, that is
 when the release's model is known, and only when the adapter names a Hub id: a base loaded
 from a local copy records its path, which names no Hub model).
 
 Also here: why the rules that need a full model's files skip an adapter that does not carry
-them (:func:`needs_file`), naming the base model the release then relies on.
+them (:func:`needs_file`), naming the base model the release then relies on. Every value
+from an adapter's files is untrusted text: a finding or a skip reason shows it through
+:func:`r1release.adapters.named`, on one bounded line.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from typing import Any
 
 import yaml
 
+from r1release.adapters import NAME_LIMIT, named
 from r1release.checkpoint import ADAPTER, ADAPTER_CONFIG, MODEL, Checkpoint
+from r1release.config import shown
 from r1release.errors import FileUnreadable
 from r1release.findings import Severity
 from r1release.rules.base import Context, Problem, Rule
@@ -74,7 +79,7 @@ def base_model_label(checkpoint: Checkpoint) -> str:
     except FileUnreadable:  # json-files reports it
         config = {}
     name = config.get("base_model_name_or_path")
-    return f"the base model {name}" if isinstance(name, str) and name else "the base model"
+    return f"the base model {named(name)}" if isinstance(name, str) and name else "the base model"
 
 
 def check(ctx: Context) -> Iterator[Problem]:
@@ -94,9 +99,9 @@ def check(ctx: Context) -> Iterator[Problem]:
     released = _card_base_model(ctx.card)
     if released is not None and released != base and not _local(base, ctx.checkpoint):
         yield Problem(
-            f"base_model_name_or_path is {base!r} but the release's base_model is "
-            f"{released!r}: the card would name another model than the one the adapter "
-            "applies to",
+            f"base_model_name_or_path is {shown(base, NAME_LIMIT)} but the release's "
+            f"base_model is {shown(released, NAME_LIMIT)}: the card would name another model "
+            "than the one the adapter applies to",
             ADAPTER_CONFIG,
             "make base_model in release.yaml and the adapter's base_model_name_or_path agree",
         )
@@ -116,9 +121,15 @@ def _peft_type(config: dict[str, Any]) -> Iterator[Problem]:
         yield Problem(
             "peft_type is not set: peft cannot tell the adapter's method", ADAPTER_CONFIG, _RESAVE
         )
+    elif not isinstance(peft_type, str):
+        yield Problem(
+            f"peft_type is {shown(peft_type)}, not a string: peft cannot tell the adapter's method",
+            ADAPTER_CONFIG,
+            f"set it to one of peft's PeftType values (LORA, ...); {_RESAVE}",
+        )
     elif peft_type not in PEFT_TYPES:
         yield Problem(
-            f"peft_type {peft_type!r} is not a PEFT method peft 0.21 knows",
+            f"peft_type {shown(peft_type)} is not a PEFT method peft 0.21 knows",
             ADAPTER_CONFIG,
             f"use one of peft's PeftType values (LORA, ...); {_RESAVE}",
         )

@@ -22,7 +22,9 @@ the shapes alone are checked: A is ``[r, in]``, B is ``[out, r]``, and a module 
 shapes in every layer. ``target_modules`` given as a regular expression is not evaluated
 (an untrusted pattern could run for ever): the tensors present are checked then.
 
-Only LoRA (``peft_type: LORA``) is checked here: other methods' layouts differ.
+Only LoRA (``peft_type: LORA``) is checked here: other methods' layouts differ. Names from
+the config or the file (target modules, tensor names) are untrusted: a message shows each
+one on one line, cut when long (:func:`r1release.adapters.named`).
 
 Fails: ``target_modules: [q_proj, v_proj]`` with no ``v_proj`` tensors; a ``lora_A`` of
 ``[8, 16]`` with ``r: 4``; a ``model.safetensors`` saved next to the adapter.
@@ -37,7 +39,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from r1release.adapters import NAME_LIMIT, named
 from r1release.checkpoint import ADAPTER_CONFIG, ADAPTER_WEIGHTS, Checkpoint, HeaderError
+from r1release.config import shown
 from r1release.findings import Severity
 from r1release.rules.adapter_config import adapter_only
 from r1release.rules.base import Context, Problem, Rule, module_available
@@ -110,7 +114,7 @@ def sort_tensors(
 ) -> AdapterTensors:
     """Split the adapter file's tensors into LoRA parts, expected full tensors
     (``modules_to_save``, embeddings) and strays."""
-    saved = [m for m in config.get("modules_to_save") or () if isinstance(m, str)]
+    saved = _saved(config)
     lora: dict[str, dict[str, tuple[int, ...]]] = defaultdict(dict)
     kept, stray = [], []
     for name, shape in shapes.items():
@@ -125,6 +129,12 @@ def sort_tensors(
         else:
             stray.append(name)
     return AdapterTensors(dict(lora), kept, stray)
+
+
+def _saved(config: Mapping[str, Any]) -> list[str]:
+    """``modules_to_save`` as the names it lists (peft's type: a list of strings, or null)."""
+    saved = config.get("modules_to_save")
+    return [m for m in saved if isinstance(m, str)] if isinstance(saved, list) else []
 
 
 def _is_embedding(path: str) -> bool:
@@ -152,11 +162,11 @@ def _stray(found: AdapterTensors) -> Iterator[Problem]:
 
 def _modules_to_save(config: Mapping[str, Any], shapes: Mapping[str, Any]) -> Iterator[Problem]:
     modules = {name.removeprefix(PREFIX).rsplit(".", 1)[0] for name in shapes}
-    for wanted in config.get("modules_to_save") or ():
-        if isinstance(wanted, str) and not _module_matches_any(wanted, modules):
+    for wanted in _saved(config):
+        if not _module_matches_any(wanted, modules):
             yield Problem(
-                f"modules_to_save names {wanted!r} but the adapter holds none of its tensors: "
-                "the base's untrained copy would be used",
+                f"modules_to_save names {shown(wanted, NAME_LIMIT)} but the adapter holds none "
+                "of its tensors: the base's untrained copy would be used",
                 ADAPTER_WEIGHTS,
                 _RESAVE,
             )
@@ -173,7 +183,7 @@ def _pairs(found: AdapterTensors) -> Iterator[Problem]:
             if (a in names) != (b in names):
                 have, lack = (a, b) if a in names else (b, a)
                 yield Problem(
-                    f"module {module} has {have} but no {lack}: LoRA needs both",
+                    f"module {named(module)} has {have} but no {lack}: LoRA needs both",
                     ADAPTER_WEIGHTS,
                     _RESAVE,
                 )
@@ -199,13 +209,13 @@ def _ranks(found: AdapterTensors, config: Mapping[str, Any]) -> Iterator[Problem
             got = _rank_of(part, shape)
             if len(shape) != 2:
                 yield Problem(
-                    f"{module}.{part} has shape {list(shape)}; LoRA matrices are 2-D",
+                    f"{named(f'{module}.{part}')} has shape {list(shape)}; LoRA matrices are 2-D",
                     ADAPTER_WEIGHTS,
                     _RESAVE,
                 )
             elif want is not None and got != want:
                 yield Problem(
-                    f"{module}.{part} has shape {list(shape)}, rank {got}, but "
+                    f"{named(f'{module}.{part}')} has shape {list(shape)}, rank {got}, but "
                     f"{ADAPTER_CONFIG} says r = {want}",
                     ADAPTER_WEIGHTS,
                     f"set r (or rank_pattern) to what was trained, or {_RESAVE}",
@@ -251,7 +261,7 @@ def _targets_by_name(found: AdapterTensors, config: Mapping[str, Any]) -> Iterat
     targets = _targets(config)
     if targets is None:
         if not found.lora:
-            yield _no_tensors(str(config.get("target_modules")))
+            yield _no_tensors(config.get("target_modules"))
         return
     layers = _layers(config) or {n for m in found.lora if (n := _layer_of(m)) is not None}
     for target in targets:
@@ -265,19 +275,22 @@ def _targets_by_name(found: AdapterTensors, config: Mapping[str, Any]) -> Iterat
         missing = sorted(layers - present)
         if missing:
             yield Problem(
-                f"target module {target} has no LoRA tensors in layer(s) "
+                f"target module {named(target)} has no LoRA tensors in layer(s) "
                 f"{_sample([str(n) for n in missing])} of {len(layers)}",
                 ADAPTER_WEIGHTS,
                 _RESAVE,
             )
 
 
-def _no_tensors(target: str) -> Problem:
+def _no_tensors(target: object) -> Problem:
+    """``target`` (a name of target_modules, or the whole value when it is no list) has no
+    tensors."""
+    name = named(target)
     return Problem(
-        f"target module {target} is in target_modules but the adapter has no LoRA tensors "
-        f"for it ({target}.lora_A / .lora_B)",
+        f"target module {name} is in target_modules but the adapter has no LoRA tensors "
+        f"for it ({name}.lora_A / .lora_B)",
         ADAPTER_WEIGHTS,
-        f"train and save it again with the same target_modules, or drop {target} from "
+        f"train and save it again with the same target_modules, or drop {name} from "
         f"target_modules in {ADAPTER_CONFIG}",
     )
 
@@ -295,8 +308,8 @@ def _same_across_layers(found: AdapterTensors) -> Iterator[Problem]:
             common = max(by_shape, key=lambda shape: len(by_shape[shape]))
             odd = sorted(m for shape, ms in by_shape.items() if shape != common for m in ms)
             yield Problem(
-                f"{pattern}.{part}: the shapes differ between layers ({_sample(odd)} differ "
-                f"from {list(common)} in {by_shape[common][0]})",
+                f"{named(f'{pattern}.{part}')}: the shapes differ between layers "
+                f"({_sample(odd)} differ from {list(common)} in {named(by_shape[common][0])})",
                 ADAPTER_WEIGHTS,
                 _RESAVE,
             )
@@ -354,10 +367,10 @@ def _against_base(
         )
     for target, modules in sorted(missing.items()):
         yield Problem(
-            f"target module {target} has no LoRA tensors for {len(modules)} module(s) of the "
-            f"base model ({_sample(modules)})",
+            f"target module {named(target)} has no LoRA tensors for {len(modules)} module(s) "
+            f"of the base model ({_sample(modules)})",
             ADAPTER_WEIGHTS,
-            f"train and save it again with the same target_modules, or drop {target} from "
+            f"train and save it again with the same target_modules, or drop {named(target)} from "
             f"target_modules in {ADAPTER_CONFIG}",
         )
 
@@ -385,8 +398,8 @@ def _misshaped(
 
 
 def _sample(names: list[str]) -> str:
-    shown = ", ".join(names[:SHOWN])
-    return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+    listed = ", ".join(named(n) for n in names[:SHOWN])
+    return listed + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
 
 
 RULE = Rule(

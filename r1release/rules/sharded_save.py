@@ -13,7 +13,10 @@ Two settings make a run save its state in a form transformers cannot load as a m
 Either is an error when no consolidated weights (top-level ``*.safetensors``, or pickle
 weights, which weights-format refuses) sit next to it; the hint names the setting to change
 and the command that consolidates what was saved. With consolidated weights beside it the
-distributed checkpoint is training state: leftovers warns and uploads exclude it. Found at
+distributed checkpoint is training state: leftovers warns and uploads exclude it. The command
+is quoted for a shell; where a path in it holds a backtick or an unprintable character (a
+line break), which no inline-code command can hold, it names ``DIR`` (and ``SAVE``) and says
+which directory that is. Found at
 any depth, so an ``output_dir`` holding only ``checkpoint-N/`` saves fails too. The file
 list alone decides: a plain check catches it, without torch. Empty stub tensors (a
 ``save_pretrained`` of a ZeRO-3-partitioned model) are expected-tensors' to report.
@@ -32,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from r1release.checkpoint import PICKLE_SUFFIXES, Checkpoint, is_leftover
+from r1release.config import shown
 from r1release.findings import Severity
 from r1release.rules.base import Context, Problem, Rule
 
@@ -40,6 +44,7 @@ FSDP_RANK_FILE = "pytorch_model_fsdp*_rank*.bin"  # LOCAL_STATE_DICT, or use_dcp
 ZERO_DIR = "global_step*"  # DeepSpeed's default checkpoint tag
 DCP_SHARD = ".distcp"
 SHOWN = 3  # pieces listed in a message
+PATH_LIMIT = 200  # characters of a directory named outside the command
 
 FSDP_SETTING = (
     "set `fsdp_state_dict_type: FULL_STATE_DICT` in the accelerate FSDP config "
@@ -94,15 +99,16 @@ class Piece:
 
     @property
     def shown(self) -> str:
+        path = self.path if _codeable(self.path) else _named(self.path)
         if self.path and not self.path.endswith("/"):
-            return self.path  # a per-rank file
+            return path  # a per-rank file
         if self.shards:
             count, noun = self.shards, ".distcp shard"
         elif self.states:
             count, noun = self.states, "*_states.pt file"
         else:
             count, noun = self.files, "file"
-        return f"{self.path or './'}: {count} {noun}{'s' if count != 1 else ''}"
+        return f"{path or './'}: {count} {noun}{'s' if count != 1 else ''}"
 
     @property
     def is_dcp_model(self) -> bool:
@@ -168,11 +174,10 @@ def _fsdp_hint(ckpt: Checkpoint, pieces: list[Piece]) -> str:
     models = [p for p in pieces if p.is_dcp_model]
     if not models:
         return FSDP_SETTING
-    source = _shell(ckpt, models[-1].path.rstrip("/"))  # the latest save
-    root = _shell(ckpt, "")
+    args = Arguments.of(ckpt, models[-1].path.rstrip("/"))  # the latest save
     return (
-        f"{FSDP_SETTING}, or merge the shards into {root}/model.safetensors: "
-        f"`accelerate merge-weights {source} {root}`"
+        f"{FSDP_SETTING}, or merge the shards into {args.root}/model.safetensors: "
+        f"`accelerate merge-weights {args.save} {args.root}`{args.legend}"
     )
 
 
@@ -182,22 +187,58 @@ def _zero_hint(ckpt: Checkpoint, pieces: list[Piece]) -> str:
     parent = str(PurePosixPath(pieces[-1].path.rstrip("/")).parent)  # the latest save
     parent = "" if parent == "." else parent
     script = f"{parent}/zero_to_fp32.py" if parent else "zero_to_fp32.py"
+    args = Arguments.of(ckpt, parent)
     if ckpt.exists(script):
-        run = f"python {_shell(ckpt, script)}"
+        run = f"python {args.in_save('zero_to_fp32.py')}"
     else:
         run = "python -m deepspeed.utils.zero_to_fp32"
-    root = _shell(ckpt, "")
     return (
-        f"{ZERO3_SETTING}, or consolidate into {root}: "
-        f"`{run} {_shell(ckpt, parent)} {root} --safe_serialization` (float32 weights: "
-        "cast them to the config's dtype)"
+        f"{ZERO3_SETTING}, or consolidate into {args.root}: "
+        f"`{run} {args.save} {args.root} --safe_serialization`{args.legend} (float32 "
+        "weights: cast them to the config's dtype)"
     )
 
 
-def _shell(ckpt: Checkpoint, relative: str) -> str:
-    """``relative`` under the checkpoint as the user named it, quoted for a shell."""
-    path = ckpt.root / relative if relative else ckpt.root
-    return shlex.quote(path.as_posix())
+@dataclass(frozen=True)
+class Arguments:
+    """The two paths of a consolidation command, the checkpoint and the save directory in it
+    (``""``: the checkpoint itself), as they sit in an inline-code command: each quoted for a
+    shell, or a placeholder (``DIR``, ``SAVE``) where the path holds what inline code cannot
+    show; ``legend`` then says which directory each placeholder is."""
+
+    root: str
+    save: str
+    legend: str = ""
+    full: str | None = None  # the save directory's path, where the command holds it quoted
+
+    @classmethod
+    def of(cls, ckpt: Checkpoint, save: str) -> Arguments:
+        root = ckpt.root.as_posix()
+        full = f"{root}/{save}" if save else root
+        if _codeable(full):
+            return cls(shlex.quote(root), shlex.quote(full), full=full)
+        legend = f", where DIR is the checkpoint directory {_named(root)}"
+        if not save:
+            return cls("DIR", "DIR", legend)
+        if _codeable(save):
+            return cls("DIR", f"DIR/{shlex.quote(save)}", legend)
+        return cls("DIR", "SAVE", f"{legend} and SAVE its directory {_named(save)}")
+
+    def in_save(self, name: str) -> str:
+        """``name`` (a plain file name) in the save directory."""
+        if self.full is None:
+            return f"{self.save}/{name}"
+        return shlex.quote(f"{self.full}/{name}")
+
+
+def _codeable(text: str) -> bool:
+    """Whether ``text`` can sit in a one-line inline-code command: printable, no backtick."""
+    return text.isprintable() and "`" not in text
+
+
+def _named(path: str) -> str:
+    """A path outside the command, escaped (``\\n``, ``\\x60`` for a backtick) and cut."""
+    return shown(path, PATH_LIMIT).replace("`", "\\x60")
 
 
 RULE = Rule(

@@ -85,3 +85,27 @@ def test_a_broken_adapter_config_is_one_json_files_error(tmp_path):
     (found,) = report.errors
     assert found.rule == "json-files" and found.file == "adapter_config.json"
     assert json.loads((path / "tokenizer_config.json").read_text())  # untouched
+
+
+@pytest.mark.parametrize("peft_type", [["LORA"], {"type": "LORA"}, 7])
+def test_a_peft_type_of_another_type_is_a_finding(tmp_path, peft_type):
+    """Before: a list is unhashable, and the rule crashed ("internal error in this rule")."""
+    (found,) = rule_findings(write_adapter(tmp_path / "a", peft_type=peft_type), "adapter-config")
+    assert found.message.startswith(f"peft_type is {peft_type!r}, not a string")
+    assert "internal error" not in found.message and found.hint.startswith("set it to one")
+
+
+HOSTILE = "org/x\n::error::forged" + "y" * 5000  # a line break, a workflow command, 5 kB
+
+
+def test_untrusted_values_are_one_bounded_line(tmp_path):
+    path = write_adapter(tmp_path / "a", base_model_name_or_path=HOSTILE, peft_type="L\nX" * 999)
+    report = check(path, card=card_for(path, BASE))
+    found = [f"{f.message} {f.hint}" for f in report.by_rule("adapter-config")]
+    assert len(found) == 2  # peft_type, and base_model against the release's
+    reasons = [s.reason for s in report.rules_skipped if "the release relies on" in s.reason]
+    assert reasons  # the rules that skip the files an adapter lacks name its base
+    texts = found + reasons
+    for text in texts:
+        assert "\n" not in text and len(text) < 600, text
+    assert any("'org/x\\n::error::forged" in t for t in texts)  # escaped, as Python writes it

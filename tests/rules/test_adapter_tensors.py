@@ -210,3 +210,24 @@ def test_the_base_is_found_in_the_hugging_face_cache(tmp_path, base_dir, monkeyp
     path = adapter(tmp_path, tensors, base_model_name_or_path="org/tiny-base")
     assert Checkpoint(path).kind == "adapter"
     assert any("but the base model's" in m for m in messages(path))
+
+
+def test_untrusted_names_are_one_bounded_line(tmp_path):
+    """A regular expression of 5 kB with a line break, a tensor name with one, a
+    modules_to_save entry of 5 kB: each shown escaped and cut."""
+    long = "q\n" + "x" * 5000
+    tensors = lora_tensors(["q_proj"])
+    tensors[f"{PREFIX}model.layers.0.evil\nname.lora_A.weight"] = f32((4, 16))
+    path = adapter(tmp_path, tensors, target_modules=long, modules_to_save=[long])
+    found = messages(path)
+    assert len(found) == 2  # modules_to_save, and the lone lora_A
+    for message in found:
+        assert "\n" not in message and len(message) < 600, message
+    found = messages(adapter(tmp_path, lora_tensors([]), target_modules=long))
+    (message,) = found
+    assert message.startswith("target module 'q\\nxxx") and "\n" not in message
+
+
+@pytest.mark.parametrize("saved", [5, "lm_head", {"lm_head": 1}])
+def test_modules_to_save_of_another_type_is_no_crash(tmp_path, saved):
+    assert messages(adapter(tmp_path, modules_to_save=saved)) == []

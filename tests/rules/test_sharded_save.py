@@ -189,3 +189,35 @@ def test_check_command_fails_with_the_setting(checkpoint):
     assert "sharded-save (R306)" in result.output
     assert "fsdp_state_dict_type: FULL_STATE_DICT" in result.output
     assert "Traceback" not in result.output
+
+
+def _code_spans(text: str) -> list[str]:
+    """The inline-code spans of a hint: between each pair of backticks."""
+    assert text.count("`") % 2 == 0, text
+    return text.split("`")[1::2]
+
+
+@pytest.mark.parametrize("name", ["run`whoami`", "run\nline", "run\x1b[31m"])
+@pytest.mark.parametrize("case", [CASES[0], CASES[6]], ids=["fsdp", "deepspeed"])
+def test_a_directory_no_command_can_show_gets_a_placeholder(checkpoint, tmp_path, name, case):
+    """Before: the name went into the inline-code command as it is; a backtick ended the
+    span (and started another), a line break split the message and the annotation."""
+    path = layout(checkpoint(QWEN).rename(tmp_path / name), case)
+    [finding] = rule_findings(path, "sharded-save")
+    assert "\n" not in finding.hint and "\x1b" not in finding.hint
+    [command] = [c for c in _code_spans(finding.hint) if c.startswith(("accelerate", "python"))]
+    assert command.endswith("DIR") or command.endswith("DIR --safe_serialization")
+    assert command.split()[-2 if "accelerate" in command else 2].startswith("DIR")
+    escaped = repr(str(path)).replace("`", "\\x60")
+    assert f"where DIR is the checkpoint directory {escaped}" in finding.hint
+
+
+def test_a_save_directory_no_command_can_show_gets_its_own(checkpoint, tmp_path):
+    """A DeepSpeed tag is free text: global_step* may hold a line break too."""
+    zero = tuple(f"checkpoint-1\n/{f}" for f in ZERO)
+    path = layout(checkpoint(QWEN), Case("odd save", zero))
+    [finding] = rule_findings(path, "sharded-save")
+    [command] = [c for c in _code_spans(finding.hint) if c.startswith("python")]
+    assert command == "python SAVE/zero_to_fp32.py SAVE DIR --safe_serialization"
+    assert "and SAVE its directory 'checkpoint-1\\n'" in finding.hint
+    assert "\n" not in finding.message and "checkpoint-1\\n/global_step10/" in finding.message
