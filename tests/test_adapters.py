@@ -514,3 +514,24 @@ def test_finalize_merge_saves_the_merged_model(tmp_path, _built):
     assert run.result.report.errors == ()
     assert "expected-tensors" in run.result.report.rules_run  # a full model's checks
     assert _generates(AutoModelForCausalLM.from_pretrained(run.out), run.tokenizer)
+
+
+def test_a_release_in_ci_without_torch_is_not_refused_for_a_rule_an_adapter_moots(
+    tmp_path, checkpoint, monkeypatch
+):
+    """expected-tensors cannot run without torch, which stops a full model's release in CI;
+    on an adapter it does not apply, so it needs nothing on the runner."""
+    from r1release.checkpoint import Checkpoint
+    from r1release.cli._publish import _rules_that_cannot_run
+    from r1release.config import loads
+    from r1release.stage import ReleaseIncomplete
+
+    monkeypatch.setitem(sys.modules, "torch", None)
+    config = loads("models:\n- name: m\n  checkpoint: a\n  repo_id: o/m\n", tmp_path / "r.yaml")
+    said: list[str] = []
+    _rules_that_cannot_run(
+        config, Checkpoint(write_adapter(tmp_path / "a")), in_ci=True, say=said.append
+    )
+    assert said == []
+    with pytest.raises(ReleaseIncomplete, match="expected-tensors"):
+        _rules_that_cannot_run(config, Checkpoint(checkpoint()), in_ci=True, say=said.append)

@@ -26,6 +26,7 @@ from r1release.cli._conventions import QUIET, verbosity
 from r1release.cli.render import Format, ReleaseOutcome, format_option, get_format
 
 if TYPE_CHECKING:
+    from r1release.checkpoint import Checkpoint
     from r1release.config import Config, ModelConfig
 
 _version_opt = click.option("--version", "version", help="Release version, e.g. v1.2.0.")
@@ -140,11 +141,14 @@ def _trusted_publishing() -> None:
             click.echo(f"::add-mask::{token}", err=True)
 
 
-def _rules_that_cannot_run(config: Config, *, in_ci: bool, say: Callable[[str], None]) -> None:
+def _rules_that_cannot_run(
+    config: Config, view: Checkpoint, *, in_ci: bool, say: Callable[[str], None]
+) -> None:
     """A release checks everything it is configured to check: an error rule that cannot run
     here (no torch for expected-tensors) fails a release in CI, before the deep scan, unless
-    ``push.allow_skipped`` names it; elsewhere it is a warning."""
-    from r1release.checker import resolve_rules, skipped_rules
+    ``push.allow_skipped`` names it; elsewhere it is a warning. A rule that does not apply to
+    the checkpoint (expected-tensors on an adapter) needs nothing here."""
+    from r1release.checker import inapplicable_rules, resolve_rules, skipped_rules
     from r1release.errors import ConfigError
     from r1release.findings import Severity
     from r1release.rules import REGISTRY
@@ -153,8 +157,9 @@ def _rules_that_cannot_run(config: Config, *, in_ci: bool, say: Callable[[str], 
         if name not in REGISTRY:
             raise ConfigError(f"unknown rule {name!r}", file=config.path, key="push.allow_skipped")
     active = resolve_rules(config.rule_settings(), config.path)
+    moot = {s.rule for s in inapplicable_rules(active, view)}
     for s in skipped_rules(active, deep=True, card=True, smoke=False):
-        if not s.missing_requirement:
+        if not s.missing_requirement or s.rule in moot:
             continue
         blocking = (
             in_ci and s.severity is Severity.ERROR and s.rule not in config.push.allow_skipped
@@ -232,9 +237,9 @@ def _release(
         f"release {model.name} {version} -> {model.repo_id} "
         f"({'dry run' if dry_run else 'publishing'})"
     )
-    _rules_that_cannot_run(config, in_ci=github or os.environ.get("CI") == "true", say=say)
-    release_info = ReleaseInfo.from_environment(version)
     view = Checkpoint(model.checkpoint)  # the release's one view: checks, fixes, card, scan
+    _rules_that_cannot_run(config, view, in_ci=github or os.environ.get("CI") == "true", say=say)
+    release_info = ReleaseInfo.from_environment(version)
     with _deep_progress(view, enabled=verbosity() > QUIET) as progress, _blocked_report(output):
         stage = build_stage(
             model,
