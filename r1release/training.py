@@ -118,7 +118,8 @@ def finalize(
     pushing = getattr(args, "push_to_hub", False)
     args.push_to_hub = False
     try:
-        trainer.save_model(str(out))
+        with _full_state_dict(trainer):
+            trainer.save_model(str(out))
     finally:
         args.push_to_hub = pushing
     # 3. Main process: tokenizer, fixes (EOS lists, use_cache in both files), card, check.
@@ -245,6 +246,33 @@ def _align_generation_eos(model: Any, tokenizer: Any) -> None:
     stops = as_ids(generation.eos_token_id)
     if eos not in stops:
         generation.eos_token_id = with_first(stops, int(eos)) if stops else int(eos)
+
+
+@contextlib.contextmanager
+def _full_state_dict(trainer: Any) -> Iterator[None]:
+    """Under FSDP, save a full state dict whatever the run trained with: with
+    ``SHARDED_STATE_DICT`` (accelerate's default for FSDP2) ``Trainer.save_model`` writes no
+    weights at all (transformers 5.24 saves only a FULL_STATE_DICT), and the release would
+    have nothing to publish. accelerate's plugin switches for the save and back after it
+    (``set_state_dict_type``), on every rank, as the save is collective."""
+    plugin = getattr(
+        getattr(getattr(trainer, "accelerator", None), "state", None), "fsdp_plugin", None
+    )
+    if not getattr(trainer, "is_fsdp_enabled", False) or plugin is None:
+        yield
+        return
+    previous = plugin.state_dict_type
+    if "FULL_STATE_DICT" in str(previous):
+        yield
+        return
+    logger.info(
+        "r1release: saving a full state dict (the run's FSDP state_dict_type is %s)", previous
+    )
+    plugin.set_state_dict_type("FULL_STATE_DICT")
+    try:
+        yield
+    finally:
+        plugin.set_state_dict_type(previous)
 
 
 def _check_card_arguments(**values: str | None) -> None:

@@ -331,3 +331,44 @@ def test_merge_of_a_model_that_is_no_adapter_says_so(checkpoint, tmp_path, caplo
     [warning] = _lines(caplog, logging.WARNING)
     assert "finalize(merge=True): the model is a SimpleNamespace, not a PEFT model" in warning
     assert (out / "config.json").exists()  # saved as it is
+
+
+class _FsdpPlugin:
+    """accelerate's FullyShardedDataParallelPlugin as finalize uses it: its state_dict_type,
+    switched with set_state_dict_type (FSDP itself needs a GPU here: accelerate 1.15 turns
+    it on only for GPU-like devices)."""
+
+    def __init__(self, state_dict_type: str) -> None:
+        self.state_dict_type = state_dict_type
+        self.calls: list[str] = []
+
+    def set_state_dict_type(self, state_dict_type: str) -> None:
+        self.calls.append(state_dict_type)
+        self.state_dict_type = state_dict_type
+
+
+@pytest.mark.parametrize("trained_with", ["SHARDED_STATE_DICT", "StateDictType.SHARDED_STATE_DICT"])
+def test_under_fsdp_the_save_is_a_full_state_dict(checkpoint, tmp_path, caplog, trained_with):
+    """transformers 5.24's save_model writes no weights under SHARDED_STATE_DICT: finalize
+    switches the plugin to FULL_STATE_DICT for the save, and back after it."""
+    from r1release.training import finalize
+
+    trainer = _Trainer(checkpoint(FAILING), str(tmp_path / "out"), push=False)
+    plugin = _FsdpPlugin(trained_with)
+    trainer.is_fsdp_enabled = True
+    trainer.accelerator = SimpleNamespace(
+        num_processes=1, state=SimpleNamespace(fsdp_plugin=plugin)
+    )
+    saved_with: list[str] = []
+    copy = trainer.save_model
+    trainer.save_model = lambda out: (saved_with.append(plugin.state_dict_type), copy(out))
+    with caplog.at_level(logging.INFO, logger="r1release"):
+        finalize(trainer, base_model="Qwen/Qwen2.5-0.5B", **RELEASE)
+    assert saved_with == ["FULL_STATE_DICT"]
+    assert plugin.calls == ["FULL_STATE_DICT", trained_with]
+    assert any("saving a full state dict" in line for line in _lines(caplog))
+
+    full = _FsdpPlugin("FULL_STATE_DICT")  # already full: left alone
+    trainer.accelerator = SimpleNamespace(num_processes=1, state=SimpleNamespace(fsdp_plugin=full))
+    finalize(trainer, base_model="Qwen/Qwen2.5-0.5B", **RELEASE)
+    assert full.calls == []
