@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import os
 import re
 import subprocess
@@ -53,7 +52,7 @@ from r1release.checkpoint import (
 from r1release.ci import summary_text
 from r1release.config import ModelConfig
 from r1release.errors import FileUnreadable, R1ReleaseError
-from r1release.evals import BENCHMARKS, Benchmark, EvalResult
+from r1release.evals import BENCHMARKS, Benchmark, EvalResult, finite_number
 
 RESULT_FILES = ("all_results.json", "train_results.json", "eval_results.json")
 NOT_RESULTS = ("_runtime", "_samples_per_second", "_steps_per_second")
@@ -130,13 +129,13 @@ def training_summary(checkpoint: Checkpoint) -> TrainingSummary:
     metrics: dict[str, float | int] = {}
     for name in RESULT_FILES:
         for key, value in _json_or_empty(checkpoint, name).items():
-            if _is_number(value):
+            if finite_number(value):
                 metrics.setdefault(key, value)
     state = _json_or_empty(checkpoint, "trainer_state.json")
     history = _log_history(state)
     for entry in reversed(history):
         for key, value in entry.items():
-            if key.startswith(("train_", "eval_")) and _is_number(value):
+            if key.startswith(("train_", "eval_")) and finite_number(value):
                 metrics.setdefault(key, value)
     step = state.get("global_step")
     epoch = state.get("epoch", metrics.get("epoch"))
@@ -144,7 +143,7 @@ def training_summary(checkpoint: Checkpoint) -> TrainingSummary:
         metrics=_shown_metrics(metrics, lambda k: k.startswith("train_")),
         eval_metrics=_shown_metrics(metrics, _is_eval_result),
         global_step=step if _is_count(step) else None,
-        epochs=float(epoch) if _is_number(epoch) else None,
+        epochs=float(epoch) if finite_number(epoch) else None,
         log_history_steps=len(history),
     )
 
@@ -187,17 +186,6 @@ def _text_or_empty(checkpoint: Checkpoint, name: str) -> str:
         return checkpoint.raw_text(name)
     except FileUnreadable:
         return ""
-
-
-def _is_number(value: Any) -> bool:
-    """A number that is a finite float (an int too large for one, ``10**400`` in an untrusted
-    JSON file, is not: ``float()`` of it raises)."""
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
 
 
 def _is_count(value: Any) -> bool:
@@ -434,7 +422,9 @@ def hyperparameters(state: Mapping[str, Any], args: Mapping[str, Any]) -> list[l
     budget, and the peak logged learning rate)."""
     texts = {name: _arg_text(args.get(name)) for name in _ARGS}
     rows = {name: text for name, text in texts.items() if text is not None}
-    rates = [e["learning_rate"] for e in _log_history(state) if _is_number(e.get("learning_rate"))]
+    rates = [
+        e["learning_rate"] for e in _log_history(state) if finite_number(e.get("learning_rate"))
+    ]
     recorded = {
         "learning_rate": f"{_fmt(max(rates))} (peak logged)" if rates else None,
         "per_device_train_batch_size": _count_text(state.get("train_batch_size")),
@@ -450,7 +440,7 @@ def hyperparameters(state: Mapping[str, Any], args: Mapping[str, Any]) -> list[l
 def _arg_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return str(value).lower()
-    if _is_number(value):
+    if finite_number(value):
         return _fmt(value)
     if isinstance(value, str) and re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
         return f"`{value}`"  # a code span: an underscore or colon in it is no Markdown
@@ -512,7 +502,7 @@ def benchmark_rows(evals: Sequence[EvalResult]) -> list[dict[str, str]]:
         else:
             name = _cell(result.benchmark or result.task)
         value = _fmt(result.value)
-        if result.stderr is not None and _is_number(result.stderr):
+        if result.stderr is not None and finite_number(result.stderr):
             value += f" ± {_fmt(result.stderr)}"
         tool = result.tool + (f" {result.tool_version}" if result.tool_version else "")
         rows.append(
@@ -539,7 +529,7 @@ def _known_benchmark(result: EvalResult) -> Benchmark | None:
 
 def _generation_text(settings: Mapping[str, float | int]) -> str:
     """The settings in words; temperature 0 is greedy decoding (top_p then plays no part)."""
-    greedy = _is_number(settings.get("temperature")) and settings["temperature"] == 0
+    greedy = finite_number(settings.get("temperature")) and settings["temperature"] == 0
     parts = ["greedy"] if greedy else []
     for key, text in (
         ("temperature", "temperature {}"),
@@ -547,7 +537,7 @@ def _generation_text(settings: Mapping[str, float | int]) -> str:
         ("max_new_tokens", "{} new tokens max"),
         ("num_samples", "{} samples per prompt"),
     ):
-        if _is_number(settings.get(key)) and not (greedy and key in ("temperature", "top_p")):
+        if finite_number(settings.get(key)) and not (greedy and key in ("temperature", "top_p")):
             value = _fmt(settings[key])
             if key == "num_samples" and value == "1":
                 text = "1 sample per prompt"
@@ -573,7 +563,7 @@ def quick_start_kwargs(generation: Mapping[str, Any]) -> list[list[str]]:
         kwargs.append(["do_sample", str(generation["do_sample"])])
     for key in ("temperature", "top_p"):
         value = generation.get(key)
-        if _is_number(value) and value > 0:
+        if finite_number(value) and value > 0:
             kwargs.append([key, repr(float(value))])
     return kwargs
 

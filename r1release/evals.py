@@ -318,7 +318,7 @@ def _lighteval(doc: Mapping[str, Any], source: str, filename: str) -> Iterator[E
             continue
         config = _dict(tasks.get(task))
         max_new = parameters.get("max_new_tokens") or config.get("generation_size")
-        scores = [m for m, v in metrics.items() if not m.endswith("_stderr") and _finite(v)]
+        scores = [m for m, v in metrics.items() if not m.endswith("_stderr") and finite_number(v)]
         primary = _primary(task, LIGHTEVAL, scores)
         for metric in scores:
             value = metrics[metric]
@@ -392,7 +392,7 @@ def _lm_eval(doc: Mapping[str, Any], source: str) -> Iterator[EvalResult]:
             for key, value in metrics.items()
             if key not in ("alias", "name", "sample_len")
             and not key.partition(",")[0].endswith("_stderr")
-            and _finite(value)
+            and finite_number(value)
         ]
         primary = _primary(task, LM_EVAL, scores)
         for key in scores:
@@ -449,7 +449,7 @@ def _lm_eval_sampling(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     temperature = kwargs.get("temperature", 0.0)
     do_sample = kwargs.get("do_sample")
     if do_sample is None:
-        do_sample = _finite(temperature) and temperature > 0
+        do_sample = finite_number(temperature) and temperature > 0
     if do_sample is False:
         return {"temperature": 0.0, "top_p": None, "max_new_tokens": max_new}
     return {"temperature": temperature, "top_p": kwargs.get("top_p"), "max_new_tokens": max_new}
@@ -457,7 +457,7 @@ def _lm_eval_sampling(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 def _lm_eval_date(value: Any) -> str | None:
     """lm_eval's ``date`` is the run's start as a Unix time."""
-    if not _finite(value) or not 0 < value < 32503680000:  # before the year 3000
+    if not finite_number(value) or not 0 < value < 32503680000:  # before the year 3000
         return None
     return datetime.fromtimestamp(value, tz=timezone.utc).isoformat(timespec="seconds")
 
@@ -495,7 +495,7 @@ def _result(
     settings = {
         key: v
         for key, v in generation.items()
-        if (_count(v) if key in ("max_new_tokens", "num_samples") else _finite(v))
+        if (_count(v) if key in ("max_new_tokens", "num_samples") else finite_number(v))
     }
     return EvalResult(
         task=_plain(task),
@@ -505,7 +505,7 @@ def _result(
         source=source,
         benchmark=known.name if known else None,
         dataset_id=known.dataset_id if known else None,
-        stderr=float(stderr) if _finite(stderr) else None,
+        stderr=float(stderr) if finite_number(stderr) else None,
         samples=samples if _count(samples) else None,
         tool_version=_plain(tool_version) if tool_version else None,
         generation=MappingProxyType(settings),
@@ -605,8 +605,9 @@ def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _finite(value: Any) -> bool:
-    """A number that is a finite float (an int too large for one is not: it is no score)."""
+def finite_number(value: Any) -> bool:
+    """A number that is a finite float: not a bool, not NaN/Inf, and not an int too large for
+    a float (``10**400`` in an untrusted JSON file: ``float()`` of it raises)."""
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
     try:
