@@ -453,9 +453,13 @@ def test_a_missing_target_module_fails_check_with_its_name(lora_run, tmp_path):
     config = json.loads((broken / "adapter_config.json").read_text())
     config["target_modules"] = [*config["target_modules"], "k_proj"]
     (broken / "adapter_config.json").write_text(json.dumps(config))
-    result = CliRunner().invoke(main, ["check", str(broken)])
+    # --deep: the base (a local directory here) is built and every module of it compared;
+    # a plain check names the module from target_modules alone (tests/rules).
+    result = CliRunner().invoke(main, ["check", "--deep", str(broken)])
     assert result.exit_code == 1
     assert "target module k_proj has no LoRA tensors" in result.output
+    plain = CliRunner().invoke(main, ["check", str(broken)])
+    assert plain.exit_code == 1 and "target module k_proj is in target_modules" in plain.output
 
 
 @pytest.mark.e2e

@@ -14,13 +14,16 @@ layer (``layers_to_transform`` when set); the rank is ``r`` (or ``rank_pattern``
 ``model.safetensors`` (or shards, or ``pytorch_model.bin``) next to the adapter nor base
 tensors inside it beyond ``modules_to_save`` and the embeddings.
 
-The base architecture: where the base model's ``config.json`` is on this machine (its local
-directory, or the Hugging Face cache; never downloaded) and torch is installed, the base is
-built on the meta device (:mod:`r1release.architecture`, cached) and every targeted module
-of it must have its tensors, with ``in`` and ``out`` equal to the base weight's. Otherwise
-the shapes alone are checked: A is ``[r, in]``, B is ``[out, r]``, and a module has the same
-shapes in every layer. ``target_modules`` given as a regular expression is not evaluated
-(an untrusted pattern could run for ever): the tensors present are checked then.
+The base architecture: with ``--deep`` (and in ``finalize()`` and every release, which run
+deep), where the base model's ``config.json`` is on this machine (its local directory, or
+the Hugging Face cache; never downloaded) and torch is installed, the base is built on the
+meta device (:mod:`r1release.architecture`, cached) and every targeted module
+of it must have its tensors, with ``in`` and ``out`` equal to the base weight's, as
+expected-tensors builds a full model's only under ``--deep``: a plain check reads headers
+and never imports torch. Otherwise the shapes alone are checked: A is ``[r, in]``, B is
+``[out, r]``, and a module has the same shapes in every layer. ``target_modules`` given as
+a regular expression is not evaluated (an untrusted pattern could run for ever): the
+tensors present are checked then.
 
 Only LoRA (``peft_type: LORA``) is checked here: other methods' layouts differ. Names from
 the config or the file (target modules, tensor names) are untrusted: a message shows each
@@ -89,7 +92,7 @@ def check(ctx: Context) -> Iterator[Problem]:
     yield from _modules_to_save(config, shapes)
     yield from _pairs(found)
     yield from _ranks(found, config)
-    base = _base_weights(ckpt)
+    base = _base_weights(ckpt) if ctx.deep is not None else None
     if base is not None:
         yield from _against_base(found, config, base)
     else:
